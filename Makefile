@@ -1,0 +1,64 @@
+# Thin driver over CMake + Ninja: every target first installs missing Debian
+# packages (scripts/install-deps), then configures and builds what it uses.
+BUILD   ?= build
+PREFIX  ?= /usr/local
+SHARED  ?= $(abspath ../shared)
+TRACES  := $(wildcard tests/data/traces/*.json.gz)
+CMAKE   := cmake -G Ninja -S .
+JOBS    ?= 2
+
+.PHONY: all deps run test asan fuzz fuzz-smoke bench bench-crdt install lint format clean
+
+all: deps
+	@$(CMAKE) -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	@scripts/install-deps
+
+run: all
+	$(BUILD)/kith bench trace $(TRACES)
+
+test: all
+	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
+
+asan: deps
+	@CC=clang $(CMAKE) -B build-asan -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_C_FLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 KITH_ASAN=1 ctest -j $(JOBS) --output-on-failure
+
+fuzz: deps
+	@CC=clang $(CMAKE) -B build-fuzz -DKITH_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
+	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+
+FUZZ_TIME ?= 30
+fuzz-smoke: fuzz
+	@set -e; for f in build-fuzz/fuzz_*; do \
+	  n=$${f##*/fuzz_}; mkdir -p build-fuzz/corpus-$$n; \
+	  echo "fuzz-smoke: $$n ($(FUZZ_TIME) s)"; \
+	  $$f -max_total_time=$(FUZZ_TIME) -print_final_stats=0 build-fuzz/corpus-$$n tests/fuzz/corpus/$$n \
+	    >build-fuzz/$$n.log 2>&1 || { tail -40 build-fuzz/$$n.log; exit 1; }; \
+	done; echo "fuzz-smoke: all targets clean"
+
+bench: all
+	$(BUILD)/kith bench trace $(TRACES)
+
+bench-crdt: all
+	bench/peers/run.sh $(TRACES)
+
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+lint: all
+	cppcheck --project=$(BUILD)/compile_commands.json --enable=warning,portability,performance \
+	  --error-exitcode=1 -q --suppress=missingIncludeSystem -i tests/fuzz
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,7 @@
+/* Placeholder until the verb lands. */
+#include "cli/cmds.h"
+
+int cmd_bench(int argc, char **argv)
+{
+    return cli_error("'%s' is not built yet", argv[0]);
+}

@@ -1,0 +1,66 @@
+/*
+ * kith: the command-line tool. A table of verbs, git-style; each verb's code
+ * lives in cmd_<verb>.c and uses only the public libkith API.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cmds.h"
+#include "kith/kith.h"
+
+struct verb {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+};
+
+static int cmd_version(int argc, char **argv)
+{
+    printf("kith %s\n", kith_version());
+    return 0;
+}
+
+static const struct verb verbs[] = {
+    {"bench", cmd_bench, "measure the CRDT on editing traces (kith bench trace FILE...)"},
+    {"ai", cmd_ai, "on-device language model: run, tokenize, info, bench, quantize"},
+    {"version", cmd_version, "print the version"},
+};
+
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("kith: error: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kith <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
+    fprintf(f, "\nRun 'kith <command> --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version"))
+        return cmd_version(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (!strcmp(argv[1], verbs[i].name))
+            return verbs[i].fn(argc - 1, argv + 1);
+    cli_error("'%s' is not a kith command; see 'kith --help'", argv[1]);
+    return 2;
+}
