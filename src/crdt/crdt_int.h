@@ -89,6 +89,9 @@ typedef struct change {
     uint32_t lv;
     int32_t via; /* index in oplog.vias or -1 */
     int64_t time_ms;
+    /* The change's id: its first op as its author made it. A change that
+     * reached this replica in two deltas is two records with one id. */
+    uint32_t fagent, fseq;
 } change;
 
 /* Per agent: which LVs its seqs map to, sorted by seq. */
@@ -224,6 +227,9 @@ struct kith_doc {
     char errmsg[256];
 };
 
+/* Brings the text from doc->version to doc->version ∪ @to (LVs). */
+int doc_merge_lvs(kith_doc *doc, const uint32_t *to, size_t nto);
+int oplog_via_index(oplog *log, const char *via, int32_t *out);
 void doc_error(kith_doc *doc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Applies transformed ops to the text; the ops were validated by the walker. */
 int doc_apply_xf(kith_doc *doc, const xf_list *xf);

@@ -190,6 +190,14 @@ int doc_apply_xf(kith_doc *doc, const xf_list *xf)
 {
     for (size_t i = 0; i < xf->n; i++) {
         const xf_op *x = &xf->ops[i];
+        /* The walker's positions are right for a text that matches the
+         * log; a decoded text cache that lies must not make us write out of
+         * bounds. */
+        if (x->pos > doc->text.total_cp ||
+            (x->kind == OP_DEL && x->len > doc->text.total_cp - x->pos)) {
+            doc_error(doc, "text does not match its history");
+            return KITH_ECORRUPT;
+        }
         if (x->kind == OP_DEL) {
             rope_delete(&doc->text, x->pos, x->len);
             continue;
@@ -216,8 +224,7 @@ static void name_bad_op(kith_doc *doc, uint32_t lv, const char *what)
               doc->log.agents[id.agent].name, (unsigned long long)id.seq);
 }
 
-/* Brings the text from doc->version to doc->version ∪ @to (LVs). */
-static int merge_lvs(kith_doc *doc, const uint32_t *to, size_t nto)
+int doc_merge_lvs(kith_doc *doc, const uint32_t *to, size_t nto)
 {
     walk_out w;
     int rc = walker_run(&doc->log, doc->version, doc->nversion, to, nto, false, &w);
@@ -247,7 +254,7 @@ int kith_doc_merge(kith_doc *doc, const kith_id *v, size_t n)
         if (!to)
             return KITH_ENOMEM;
         memcpy(to, doc->log.frontier, doc->log.nfrontier * sizeof(uint32_t));
-        int rc = merge_lvs(doc, to, doc->log.nfrontier);
+        int rc = doc_merge_lvs(doc, to, doc->log.nfrontier);
         kith_free(to);
         return rc;
     }
@@ -255,7 +262,7 @@ int kith_doc_merge(kith_doc *doc, const kith_id *v, size_t n)
     int rc = ids_to_lvs(doc, v, n, &lvs);
     if (rc)
         return rc;
-    rc = merge_lvs(doc, lvs, n);
+    rc = doc_merge_lvs(doc, lvs, n);
     kith_free(lvs);
     return rc;
 }
@@ -507,7 +514,8 @@ int kith_doc_blame(kith_doc *doc, const kith_id *v, size_t n, kith_blame **out, 
             e->len = stop - lv;
             e->id.agent = ar->agent;
             e->id.seq = ar->seq + (lv - ar->lv);
-            oplog_id_of(&doc->log, c->lv, &e->change);
+            e->change.agent = c->fagent;
+            e->change.seq = c->fseq;
             e->time_ms = c->time_ms;
             e->via = c->via >= 0 ? doc->log.vias[c->via] : NULL;
             pos += stop - lv;

@@ -180,7 +180,8 @@ int oplog_add(oplog *log, uint32_t agent, const uint32_t *parents, size_t npar, 
         ar_prev = oplog_find_agent(log, log->changes[log->nchanges - 1].lv, &idx);
     }
     if (!log->change_open || (ar_prev && ar_prev->agent != agent)) {
-        log->changes[log->nchanges++] = (change){.lv = lv, .via = -1, .time_ms = 0};
+        log->changes[log->nchanges++] =
+            (change){.lv = lv, .via = -1, .time_ms = 0, .fagent = agent, .fseq = ai->next_seq - len};
         log->change_open = true;
     }
 
@@ -189,28 +190,34 @@ int oplog_add(oplog *log, uint32_t agent, const uint32_t *parents, size_t npar, 
                             parents, npar);
 }
 
+int oplog_via_index(oplog *log, const char *via, int32_t *out)
+{
+    for (size_t i = 0; i < log->nvias; i++)
+        if (!strcmp(log->vias[i], via)) {
+            *out = (int32_t)i;
+            return KITH_OK;
+        }
+    if (kith_grow((void **)&log->vias, &log->capvias, log->nvias + 1, sizeof(char *)))
+        return KITH_ENOMEM;
+    char *v = kith_strndup(via, strlen(via));
+    if (!v)
+        return KITH_ENOMEM;
+    log->vias[log->nvias] = v;
+    *out = (int32_t)log->nvias++;
+    return KITH_OK;
+}
+
 int oplog_commit(oplog *log, int64_t time_ms, const char *via)
 {
     if (!log->change_open)
         return KITH_OK;
     change *c = &log->changes[log->nchanges - 1];
-    c->time_ms = time_ms;
     if (via) {
-        int32_t found = -1;
-        for (size_t i = 0; i < log->nvias; i++)
-            if (!strcmp(log->vias[i], via))
-                found = (int32_t)i;
-        if (found < 0) {
-            if (kith_grow((void **)&log->vias, &log->capvias, log->nvias + 1, sizeof(char *)))
-                return KITH_ENOMEM;
-            char *v = kith_strndup(via, strlen(via));
-            if (!v)
-                return KITH_ENOMEM;
-            log->vias[log->nvias] = v;
-            found = (int32_t)log->nvias++;
-        }
-        c->via = found;
+        int rc = oplog_via_index(log, via, &c->via);
+        if (rc)
+            return rc;
     }
+    c->time_ms = time_ms;
     log->change_open = false;
     return KITH_OK;
 }
