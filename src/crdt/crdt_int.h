@@ -208,13 +208,14 @@ typedef struct walk_out {
 } walk_out;
 
 /*
- * Computes how to bring a text at version @from to version @from ∪ @to:
+ * Computes how to bring a text at version @from (@from_len code points) to
+ * version @from ∪ @to:
  * fills out->xf with the operations to apply, in order. With want_spans,
  * also the LVs of every character of the resulting text (for blame).
  * KITH_ERANGE if some operation's position is past the end of its version.
  */
-int walker_run(const oplog *log, const uint32_t *from, size_t nfrom, const uint32_t *to,
-               size_t nto, bool want_spans, walk_out *out);
+int walker_run(const oplog *log, const uint32_t *from, size_t nfrom, size_t from_len,
+               const uint32_t *to, size_t nto, bool want_spans, walk_out *out);
 void walk_out_free(walk_out *out);
 
 /* ---- the document ---------------------------------------------------------------- */

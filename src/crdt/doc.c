@@ -227,7 +227,7 @@ static void name_bad_op(kith_doc *doc, uint32_t lv, const char *what)
 int doc_merge_lvs(kith_doc *doc, const uint32_t *to, size_t nto)
 {
     walk_out w;
-    int rc = walker_run(&doc->log, doc->version, doc->nversion, to, nto, false, &w);
+    int rc = walker_run(&doc->log, doc->version, doc->nversion, doc->text.total_cp, to, nto, false, &w);
     if (rc) {
         if (rc == KITH_ERANGE)
             name_bad_op(doc, w.bad_lv, "merge");
@@ -338,7 +338,7 @@ int kith_doc_version(const kith_doc *doc, kith_id **v, size_t *n)
 static int text_at_lvs(kith_doc *doc, const uint32_t *v, size_t n, rope *r)
 {
     walk_out w;
-    int rc = walker_run(&doc->log, NULL, 0, v, n, false, &w);
+    int rc = walker_run(&doc->log, NULL, 0, 0, v, n, false, &w);
     if (rc)
         return rc;
     rope saved = doc->text;
@@ -426,7 +426,7 @@ int kith_doc_diff(kith_doc *doc, const kith_id *from, size_t nfrom, const kith_i
         goto out;
     }
     walk_out w;
-    rc = walker_run(&doc->log, lf, nfrom, lt, nto, false, &w);
+    rc = walker_run(&doc->log, lf, nfrom, UINT32_MAX, lt, nto, false, &w);
     if (rc)
         goto out;
     size_t bytes = 0;
@@ -485,7 +485,7 @@ int kith_doc_blame(kith_doc *doc, const kith_id *v, size_t n, kith_blame **out, 
         memcpy(lvs, doc->version, n * sizeof(uint32_t));
     }
     walk_out w;
-    rc = walker_run(&doc->log, NULL, 0, lvs, n, true, &w);
+    rc = walker_run(&doc->log, NULL, 0, 0, lvs, n, true, &w);
     kith_free(lvs);
     if (rc)
         return rc;

@@ -866,14 +866,105 @@ static int collect_spans(const tracker *t, walk_out *out)
     return KITH_OK;
 }
 
-int walker_run(const oplog *log, const uint32_t *from, size_t nfrom, const uint32_t *to,
-               size_t nto, bool want_spans, walk_out *out)
+/*
+ * The fast path: when the new ops form one chain that starts at @from (no
+ * concurrency at all, the common case when syncing), their positions are
+ * already positions in the text, so they are emitted as they are. Returns
+ * KITH_OK with *done set when it applied, or leaves *done false.
+ */
+static int linear_path(const oplog *log, const uint32_t *from, size_t nfrom, size_t from_len,
+                       const spans *sp, walk_out *out, bool *done)
+{
+    *done = false;
+    for (size_t i = 0; i < sp->n; i++)
+        if (sp->v[i].flag != F_B)
+            return KITH_OK;
+    const uint32_t *ver = from;
+    size_t nver = nfrom;
+    uint32_t tip;
+    int64_t len = (int64_t)from_len;
+    for (size_t i = sp->n; i-- > 0;) {
+        for (uint32_t lv = sp->v[i].a; lv < sp->v[i].b;) {
+            const graph_run *g = oplog_find_graph(log, lv);
+            const op_run *r = oplog_find_op(log, lv, NULL);
+            uint32_t end = g->lv + g->len < sp->v[i].b ? g->lv + g->len : sp->v[i].b;
+            if (r->lv + r->len < end)
+                end = r->lv + r->len;
+            if (lv == g->lv) {
+                if (g->npar != nver)
+                    return KITH_OK;
+                for (uint32_t k = 0; k < g->npar; k++) {
+                    bool found = false;
+                    for (size_t j = 0; j < nver; j++)
+                        found |= log->par[g->poff + k] == ver[j];
+                    if (!found)
+                        return KITH_OK;
+                }
+            } else if (nver != 1 || ver[0] != lv - 1) {
+                return KITH_OK;
+            }
+            uint32_t k = lv - r->lv, cnt = end - lv;
+            int rc;
+            if (r->kind == OP_INS) {
+                if ((int64_t)r->pos + k > len) {
+                    out->bad_lv = lv;
+                    return KITH_ERANGE;
+                }
+                rc = xf_push(&out->xf, OP_INS, r->pos + k, cnt, lv);
+                len += cnt;
+            } else if (!r->back) {
+                if ((int64_t)r->pos + cnt > len) {
+                    out->bad_lv = lv;
+                    return KITH_ERANGE;
+                }
+                rc = xf_push(&out->xf, OP_DEL, r->pos, cnt, lv);
+                len -= cnt;
+            } else {
+                if (r->pos < k + cnt - 1 || (int64_t)r->pos - k >= len) {
+                    out->bad_lv = lv;
+                    return KITH_ERANGE;
+                }
+                rc = xf_push(&out->xf, OP_DEL, r->pos - k - (cnt - 1), cnt, lv);
+                len -= cnt;
+            }
+            if (rc)
+                return rc;
+            tip = end - 1;
+            ver = &tip;
+            nver = 1;
+            lv = end;
+        }
+    }
+    *done = true;
+    return KITH_OK;
+}
+
+int walker_run(const oplog *log, const uint32_t *from, size_t nfrom, size_t from_len,
+               const uint32_t *to, size_t nto, bool want_spans, walk_out *out)
 {
     memset(out, 0, sizeof *out);
     out->bad_lv = LV_NONE;
     spans sp = {0};
     tracker t = {.log = log};
-    int rc = graph_diff(log, from, nfrom, to, nto, true, &sp);
+    int rc;
+    if (!want_spans) {
+        bool done = false;
+        rc = graph_diff(log, from, nfrom, to, nto, false, &sp);
+        if (rc == KITH_OK)
+            rc = linear_path(log, from, nfrom, from_len, &sp, out, &done);
+        kith_free(sp.v);
+        sp = (spans){0};
+        if (rc || done) {
+            if (rc) {
+                kith_free(out->xf.ops);
+                out->xf = (xf_list){0};
+            }
+            return rc;
+        }
+        kith_free(out->xf.ops);
+        out->xf = (xf_list){0};
+    }
+    rc = graph_diff(log, from, nfrom, to, nto, true, &sp);
     if (rc)
         goto fail;
     bool any_new = false;
