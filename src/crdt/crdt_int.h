@@ -163,6 +163,8 @@ void oplog_id_of(const oplog *log, uint32_t lv, kith_id *id);
 size_t oplog_ins_offset(const oplog *log, const op_run *r, uint32_t k);
 int oplog_mark_take(const oplog *log, oplog_mark *m);
 void oplog_rollback(oplog *log, oplog_mark *m);
+/* Drops ops @lv and later (none of which may be in the text). */
+int oplog_truncate(oplog *log, uint32_t lv);
 void oplog_mark_free(oplog_mark *m);
 size_t oplog_mem(const oplog *log);
 
@@ -225,6 +227,7 @@ struct kith_doc {
     rope text;
     uint32_t *version; /* the text's version */
     size_t nversion, capversion;
+    uint32_t bad_lv; /* after a merge fails with KITH_ERANGE: the bad op */
     char errmsg[256];
 };
 

@@ -103,6 +103,10 @@ int kith_doc_insert(kith_doc *doc, kith_agent agent, size_t pos, const char *tex
     int rc = check_agent(doc, agent);
     if (rc)
         return rc;
+    if (pos > doc->text.total_cp) {
+        doc_error(doc, "insert: position %zu past end %zu", pos, doc->text.total_cp);
+        return KITH_ERANGE;
+    }
     if (len == 0)
         return KITH_OK;
     long ncp = kith_utf8_count(text, len);
@@ -131,14 +135,14 @@ int kith_doc_delete(kith_doc *doc, kith_agent agent, size_t pos, size_t count)
     int rc = check_agent(doc, agent);
     if (rc)
         return rc;
-    if (count == 0)
-        return KITH_OK;
     if (pos > doc->text.total_cp || count > doc->text.total_cp - pos) {
         doc_error(doc, "delete: range %zu+%zu past end %zu", pos, count, doc->text.total_cp);
         return KITH_ERANGE;
     }
     if (kith_grow((void **)&doc->version, &doc->capversion, 1, sizeof(uint32_t)))
         return KITH_ENOMEM;
+    if (count == 0)
+        return KITH_OK;
     rc = oplog_add(&doc->log, agent, doc->version, doc->nversion, OP_DEL, (uint32_t)pos,
                    (uint32_t)count, NULL, 0);
     if (rc)
@@ -224,13 +228,28 @@ static void name_bad_op(kith_doc *doc, uint32_t lv, const char *what)
               doc->log.agents[id.agent].name, (unsigned long long)id.seq);
 }
 
+/* A merge found op @bad out of range: drop it and every later op, unless the
+ * text already holds one of them, so that one bad edit does not poison the
+ * log for every later merge. */
+static void drop_bad_ops(kith_doc *doc, uint32_t bad)
+{
+    if (bad == LV_NONE)
+        return;
+    for (size_t i = 0; i < doc->nversion; i++)
+        if (doc->version[i] >= bad)
+            return;
+    oplog_truncate(&doc->log, bad);
+}
+
 int doc_merge_lvs(kith_doc *doc, const uint32_t *to, size_t nto)
 {
     walk_out w;
     int rc = walker_run(&doc->log, doc->version, doc->nversion, doc->text.total_cp, to, nto, false, &w);
     if (rc) {
-        if (rc == KITH_ERANGE)
+        if (rc == KITH_ERANGE) {
             name_bad_op(doc, w.bad_lv, "merge");
+            doc->bad_lv = w.bad_lv;
+        }
         return rc;
     }
     rc = doc_apply_xf(doc, &w.xf);
@@ -254,16 +273,22 @@ int kith_doc_merge(kith_doc *doc, const kith_id *v, size_t n)
         if (!to)
             return KITH_ENOMEM;
         memcpy(to, doc->log.frontier, doc->log.nfrontier * sizeof(uint32_t));
+        doc->bad_lv = LV_NONE;
         int rc = doc_merge_lvs(doc, to, doc->log.nfrontier);
         kith_free(to);
+        if (rc == KITH_ERANGE)
+            drop_bad_ops(doc, doc->bad_lv);
         return rc;
     }
     uint32_t *lvs;
     int rc = ids_to_lvs(doc, v, n, &lvs);
     if (rc)
         return rc;
+    doc->bad_lv = LV_NONE;
     rc = doc_merge_lvs(doc, lvs, n);
     kith_free(lvs);
+    if (rc == KITH_ERANGE)
+        drop_bad_ops(doc, doc->bad_lv);
     return rc;
 }
 
@@ -596,6 +621,11 @@ int kith_doc_version_parse(kith_doc *doc, const char *s, kith_id **v, size_t *n)
         }
         ids[k++] = (kith_id){agent, seq};
         p = comma ? comma + 1 : end;
+        if (comma && !*p) {
+            doc_error(doc, "version: trailing ','");
+            kith_free(ids);
+            return KITH_EINVAL;
+        }
     }
     *v = ids;
     *n = k;

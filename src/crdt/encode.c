@@ -12,6 +12,7 @@
  */
 #include <string.h>
 #include <time.h>
+#include <zlib.h>
 #include <zstd.h>
 
 #include "crdt/crdt_int.h"
@@ -294,7 +295,7 @@ static int encode_ranges(kith_doc *doc, lvr *r, size_t nr, bool delta, uint8_t *
     }
 
     size_t bound = ZSTD_compressBound(body.n);
-    uint8_t *res = kith_malloc(6 + 10 + (bound > body.n ? bound : body.n));
+    uint8_t *res = kith_malloc(6 + 10 + 4 + (bound > body.n ? bound : body.n));
     if (!res)
         goto out;
     memcpy(res, ENC_MAGIC, 4);
@@ -310,6 +311,11 @@ static int encode_ranges(kith_doc *doc, lvr *r, size_t nr, bool delta, uint8_t *
         memcpy(res + n, body.p, body.n);
         n += body.n;
     }
+    /* A CRC-32 of everything before it: a flipped bit anywhere is an error,
+     * not a different document. */
+    uint32_t crc = (uint32_t)crc32(0L, res, (uInt)n);
+    for (int i = 0; i < 4; i++)
+        res[n++] = (uint8_t)(crc >> (8 * i));
     *out = res;
     *len = n;
     rc = KITH_OK;
@@ -635,10 +641,15 @@ static int check_decoded(decoded *d)
 static int parse(const uint8_t *buf, size_t len, decoded *d)
 {
     memset(d, 0, sizeof *d);
-    if (len < 7 || memcmp(buf, ENC_MAGIC, 4) != 0)
+    if (len < 11 || memcmp(buf, ENC_MAGIC, 4) != 0)
         return KITH_ECORRUPT;
     if (buf[4] != ENC_VERSION)
         return KITH_EVERSION;
+    len -= 4;
+    uint32_t want = (uint32_t)buf[len] | (uint32_t)buf[len + 1] << 8 |
+                    (uint32_t)buf[len + 2] << 16 | (uint32_t)buf[len + 3] << 24;
+    if (len > UINT32_MAX || (uint32_t)crc32(0L, buf, (uInt)len) != want)
+        return KITH_ECORRUPT;
     d->flags = buf[5];
     if (d->flags & ~(ENC_ZSTD | ENC_DELTA))
         return KITH_EVERSION;

@@ -393,3 +393,42 @@ void oplog_rollback(oplog *log, oplog_mark *m)
     log->nfrontier = m->nfrontier;
     log->n = n;
 }
+
+int oplog_truncate(oplog *log, uint32_t lv)
+{
+    if (lv >= log->n)
+        return KITH_OK;
+    oplog_mark m = {.n = lv, .nagents = log->nagents, .nvias = log->nvias};
+    const op_run *r = oplog_find_op(log, lv, NULL);
+    m.nins = r->kind == OP_INS ? oplog_ins_offset(log, r, lv - r->lv) : r->content;
+    m.npar = log->npar;
+    for (size_t i = 0; i < log->ngruns; i++)
+        if (log->gruns[i].lv >= lv) {
+            m.npar = log->gruns[i].poff;
+            break;
+        }
+    m.nchanges = 0;
+    while (m.nchanges < log->nchanges && log->changes[m.nchanges].lv < lv)
+        m.nchanges++;
+    m.change_open = false;
+    /* The frontier of what is left: replay the graph's heads. */
+    uint32_t *f = NULL;
+    size_t nf = 0, capf = 0;
+    for (size_t i = 0; i < log->ngruns && log->gruns[i].lv < lv; i++) {
+        const graph_run *g = &log->gruns[i];
+        uint32_t last = g->lv + g->len - 1 < lv - 1 ? g->lv + g->len - 1 : lv - 1;
+        if (frontier_advance(&f, &nf, &capf, last, log->par + g->poff, g->npar)) {
+            kith_free(f);
+            return KITH_ENOMEM;
+        }
+    }
+    m.frontier = f;
+    m.nfrontier = nf;
+    if (kith_grow((void **)&log->frontier, &log->capfrontier, nf + 1, sizeof(uint32_t))) {
+        kith_free(f);
+        return KITH_ENOMEM;
+    }
+    oplog_rollback(log, &m);
+    kith_free(f);
+    return KITH_OK;
+}
