@@ -38,6 +38,7 @@ fuzz: deps
 FUZZ_TIME ?= 30
 fuzz-smoke: fuzz
 	@set -e; for f in build-fuzz/fuzz_*; do \
+	  [ -x "$$f" ] && [ ! -d "$$f" ] || continue; \
 	  n=$${f##*/fuzz_}; mkdir -p build-fuzz/corpus-$$n; \
 	  echo "fuzz-smoke: $$n ($(FUZZ_TIME) s)"; \
 	  $$f -max_total_time=$(FUZZ_TIME) -print_final_stats=0 build-fuzz/corpus-$$n tests/fuzz/corpus/$$n \
