@@ -150,6 +150,12 @@ int oplog_agent(oplog *log, const char *name, size_t len, uint32_t *out);
 int oplog_add(oplog *log, uint32_t agent, const uint32_t *parents, size_t npar, uint8_t kind,
               uint32_t pos, uint32_t len, const char *ins, size_t ins_bytes);
 int oplog_commit(oplog *log, int64_t time_ms, const char *via);
+/* As oplog_add; a delete of several ops goes backwards (Backspace) when @back. */
+int oplog_add_run(oplog *log, uint32_t agent, const uint32_t *parents, size_t npar, uint8_t kind,
+                  uint32_t pos, uint32_t len, bool back, const char *ins, size_t ins_bytes);
+/* Makes room for that many more records, so that a decode grows once. */
+int oplog_reserve(oplog *log, size_t ops, size_t ins, size_t aruns, size_t gruns, size_t par,
+                  size_t changes);
 const op_run *oplog_find_op(const oplog *log, uint32_t lv, size_t *idx);
 const graph_run *oplog_find_graph(const oplog *log, uint32_t lv);
 const agent_run *oplog_find_agent(const oplog *log, uint32_t lv, size_t *idx);

@@ -722,12 +722,15 @@ static int apply_decoded(kith_doc *doc, decoded *d, bool use_text)
     uint32_t first_new = log->n;
     uint32_t *amap = dec_array(d->nagents, sizeof(uint32_t));
     int32_t *vmap = dec_array(d->nvias, sizeof(int32_t));
-    uint32_t *map = dec_array(d->nops_total, sizeof(uint32_t)); /* enc index -> LV */
+    uint32_t *map = kith_malloc((d->nops_total + 1) * sizeof(uint32_t)); /* enc index -> LV */
     uint32_t *pbuf = dec_array(d->npar + 1, sizeof(uint32_t));
     if (!amap || !vmap || !map || !pbuf) {
         rc = KITH_ENOMEM;
         goto fail;
     }
+    rc = oplog_reserve(log, d->nops, d->ncontent, d->naruns, d->ngruns, d->npar, d->nchanges);
+    if (rc)
+        goto fail;
     for (uint32_t i = 0; i < d->nagents; i++) {
         rc = oplog_agent(log, d->anames[i], d->alens[i], &amap[i]);
         if (rc)
@@ -737,6 +740,16 @@ static int apply_decoded(kith_doc *doc, decoded *d, bool use_text)
         rc = oplog_via_index(log, d->vias[i], &vmap[i]);
         if (rc)
             goto fail;
+    }
+    /* Into an empty document every op is new and keeps its index as LV. */
+    bool identity = log->n == 0;
+    bool ascii;
+    {
+        uint64_t ins = 0;
+        for (size_t i = 0; i < d->nops; i++)
+            if (d->ops[i].kind == OP_INS)
+                ins += d->ops[i].len;
+        ascii = ins == d->ncontent;
     }
     cur co = {0, 0}, ca = {0, 0}, cg = {0, 0}, cc = {0, 0};
     size_t content_off = 0;
@@ -758,7 +771,9 @@ static int apply_decoded(kith_doc *doc, decoded *d, bool use_text)
         uint32_t k = co.used;
         int64_t pos = op->kind == OP_INS ? op->pos + k : op->back ? op->pos - k : op->pos;
         size_t cbytes = 0;
-        if (op->kind == OP_INS) {
+        if (op->kind == OP_INS && ascii) {
+            cbytes = len;
+        } else if (op->kind == OP_INS) {
             const unsigned char *c = (const unsigned char *)d->content + content_off;
             for (uint32_t j = 0; j < len; j++) {
                 unsigned b = c[cbytes];
@@ -771,12 +786,18 @@ static int apply_decoded(kith_doc *doc, decoded *d, bool use_text)
         uint32_t known = 0;
         if (seq < ai->next_seq)
             known = ai->next_seq - seq < len ? (uint32_t)(ai->next_seq - seq) : len;
+        if (known && identity) {
+            rc = KITH_ECORRUPT; /* the same op twice in one encoding */
+            goto fail;
+        }
         if (known) {
             /* Ops we hold already: only remember where they are. */
             for (uint32_t j = 0; j < known; j++)
                 map[idx + j] = oplog_lv_of(log, agent, seq + j);
             len = known;
-            if (op->kind == OP_INS) { /* consume only @known code points */
+            if (op->kind == OP_INS && ascii) {
+                cbytes = len;
+            } else if (op->kind == OP_INS) { /* consume only @known code points */
                 const unsigned char *c = (const unsigned char *)d->content + content_off;
                 cbytes = 0;
                 for (uint32_t j = 0; j < len; j++) {
@@ -795,7 +816,9 @@ static int apply_decoded(kith_doc *doc, decoded *d, bool use_text)
             if (cg.used == 0) {
                 for (uint32_t j = 0; j < gr->npar; j++) {
                     const d_par *p = &d->par[gr->poff + j];
-                    uint32_t lv = p->ext ? oplog_lv_of(log, amap[p->x], p->seq) : map[idx - p->x];
+                    uint32_t lv = p->ext        ? oplog_lv_of(log, amap[p->x], p->seq)
+                                  : identity ? idx - p->x
+                                             : map[idx - p->x];
                     if (lv == LV_NONE) {
                         doc_error(doc, "apply: a parent of %s:%llu is missing", ai->name,
                                   (unsigned long long)seq);
@@ -805,23 +828,15 @@ static int apply_decoded(kith_doc *doc, decoded *d, bool use_text)
                     pbuf[np++] = lv;
                 }
             } else {
-                pbuf[np++] = map[idx - 1];
+                pbuf[np++] = identity ? idx - 1 : map[idx - 1];
             }
             if (np > 1)
                 frontier_reduce(log, pbuf, &np);
             if (!change_started)
                 log->change_open = false; /* a new change begins here */
-            if (op->kind == OP_DEL && op->back && len > 1) {
-                /* One op at a time: the log folds them into a backward run. */
-                for (uint32_t j = 0; j < len && rc == KITH_OK; j++) {
-                    rc = oplog_add(log, agent, pbuf, np, OP_DEL, (uint32_t)(pos - j), 1, NULL, 0);
-                    pbuf[0] = log->n - 1;
-                    np = 1;
-                }
-            } else {
-                rc = oplog_add(log, agent, pbuf, np, (uint8_t)op->kind, (uint32_t)pos, len,
-                               op->kind == OP_INS ? d->content + content_off : NULL, cbytes);
-            }
+            rc = oplog_add_run(log, agent, pbuf, np, (uint8_t)op->kind, (uint32_t)pos, len,
+                               op->back, op->kind == OP_INS ? d->content + content_off : NULL,
+                               cbytes);
             if (rc)
                 goto fail;
             if (!change_started) {
@@ -831,8 +846,9 @@ static int apply_decoded(kith_doc *doc, decoded *d, bool use_text)
                 c->fseq = (uint32_t)(seq - cc.used - ch->back);
                 change_started = true;
             }
-            for (uint32_t j = 0; j < len; j++)
-                map[idx + j] = log->n - len + j;
+            if (!identity)
+                for (uint32_t j = 0; j < len; j++)
+                    map[idx + j] = log->n - len + j;
         }
         content_off += cbytes;
         idx += len;
@@ -866,7 +882,7 @@ static int apply_decoded(kith_doc *doc, decoded *d, bool use_text)
             goto fail;
         }
         for (size_t i = 0; i < d->ntver; i++)
-            doc->version[i] = map[d->tver[i]];
+            doc->version[i] = d->tver[i]; /* identity: the doc was empty */
         doc->nversion = d->ntver;
         frontier_reduce(log, doc->version, &doc->nversion);
     } else if (log->n > first_new) {

@@ -66,6 +66,10 @@ int oplog_agent(oplog *log, const char *name, size_t len, uint32_t *out)
 int frontier_advance(uint32_t **f, size_t *n, size_t *cap, uint32_t lv, const uint32_t *par,
                      size_t npar)
 {
+    if (*n == 1 && npar == 1 && (*f)[0] == par[0]) { /* straight on */
+        (*f)[0] = lv;
+        return KITH_OK;
+    }
     size_t w = 0;
     for (size_t i = 0; i < *n; i++) {
         bool is_parent = false;
@@ -89,19 +93,21 @@ static bool continues_last(const oplog *log, const uint32_t *parents, size_t npa
     return log->n > 0 && npar == 1 && parents[0] == log->n - 1;
 }
 
-/* Can the new ops extend run @last? Sets *back for a delete run that goes
- * (or, from one op, starts going) backwards like Backspace. */
-static bool op_extends(const op_run *last, uint8_t kind, uint32_t pos, uint32_t len, bool *back)
+/* Can the new ops extend run @last? A delete of one op goes either way; a
+ * longer one goes backwards only when @want_back. Sets *back to the run's
+ * direction after extension. */
+static bool op_extends(const op_run *last, uint8_t kind, uint32_t pos, uint32_t len,
+                       bool want_back, bool *back)
 {
     if (last->kind != kind)
         return false;
     if (kind == OP_INS)
         return pos == last->pos + last->len;
-    if ((last->len == 1 || !last->back) && pos == last->pos) {
+    if ((!want_back || len == 1) && (last->len == 1 || !last->back) && pos == last->pos) {
         *back = false;
         return true;
     }
-    if (len == 1 && (last->len == 1 || last->back) && last->pos >= last->len &&
+    if ((want_back || len == 1) && (last->len == 1 || last->back) && last->pos >= last->len &&
         pos == last->pos - last->len) {
         *back = true;
         return true;
@@ -109,8 +115,28 @@ static bool op_extends(const op_run *last, uint8_t kind, uint32_t pos, uint32_t 
     return false;
 }
 
+int oplog_reserve(oplog *log, size_t ops, size_t ins, size_t aruns, size_t gruns, size_t par,
+                  size_t changes)
+{
+    if (kith_grow((void **)&log->ops, &log->capops, log->nops + ops, sizeof(op_run)) ||
+        kith_grow((void **)&log->ins, &log->capins, log->nins + ins, 1) ||
+        kith_grow((void **)&log->gruns, &log->capgruns, log->ngruns + gruns, sizeof(graph_run)) ||
+        kith_grow((void **)&log->par, &log->cappar, log->npar + par, sizeof(uint32_t)) ||
+        kith_grow((void **)&log->aruns, &log->caparuns, log->naruns + aruns, sizeof(agent_run)) ||
+        kith_grow((void **)&log->changes, &log->capchanges, log->nchanges + changes,
+                  sizeof(change)))
+        return KITH_ENOMEM;
+    return KITH_OK;
+}
+
 int oplog_add(oplog *log, uint32_t agent, const uint32_t *parents, size_t npar, uint8_t kind,
               uint32_t pos, uint32_t len, const char *ins, size_t ins_bytes)
+{
+    return oplog_add_run(log, agent, parents, npar, kind, pos, len, false, ins, ins_bytes);
+}
+
+int oplog_add_run(oplog *log, uint32_t agent, const uint32_t *parents, size_t npar, uint8_t kind,
+                  uint32_t pos, uint32_t len, bool back, const char *ins, size_t ins_bytes)
 {
     if (len == 0)
         return KITH_OK;
@@ -137,7 +163,7 @@ int oplog_add(oplog *log, uint32_t agent, const uint32_t *parents, size_t npar, 
     /* What: extend the last op run when this continues it. */
     op_run *last = log->nops ? &log->ops[log->nops - 1] : NULL;
     bool ext_back = false;
-    if (chain && last && op_extends(last, kind, pos, len, &ext_back)) {
+    if (chain && last && op_extends(last, kind, pos, len, back, &ext_back)) {
         last->back = (uint8_t)ext_back;
         last->len += len;
     } else {
@@ -145,7 +171,7 @@ int oplog_add(oplog *log, uint32_t agent, const uint32_t *parents, size_t npar, 
                                          .len = len,
                                          .pos = pos,
                                          .kind = kind,
-                                         .back = 0,
+                                         .back = (uint8_t)(kind == OP_DEL && back && len > 1),
                                          .content = (uint32_t)log->nins};
     }
     if (ins_bytes) {

@@ -92,7 +92,7 @@ char *kith_strndup(const char *s, size_t n)
     return d;
 }
 
-int kith_grow(void **p, size_t *cap, size_t need, size_t elem)
+int kith_grow_slow(void **p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
         return KITH_OK;
@@ -167,6 +167,17 @@ long kith_utf8_count(const char *str, size_t len)
     long count = 0;
     size_t i = 0;
     while (i < len) {
+        /* Runs of ASCII eight bytes at a time: most text is mostly ASCII. */
+        while (i + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ull)
+                break;
+            i += 8;
+            count += 8;
+        }
+        if (i >= len)
+            break;
         unsigned c = s[i];
         if (c < 0x80) {
             i++;

@@ -15,7 +15,11 @@ void *kith_calloc(size_t count, size_t size);
 void *kith_realloc(void *p, size_t n);
 char *kith_strndup(const char *s, size_t n);
 /* Grows *p (holding *cap elements of @elem bytes) to at least @need; 0 or KITH_ENOMEM. */
-int kith_grow(void **p, size_t *cap, size_t need, size_t elem);
+int kith_grow_slow(void **p, size_t *cap, size_t need, size_t elem);
+static inline int kith_grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    return need <= *cap ? 0 : kith_grow_slow(p, cap, need, elem);
+}
 
 void kith_log(enum kith_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -1,0 +1,86 @@
+/*
+ * quant.c: picks the kernel level once per process by CPU feature (ggml's
+ * arch-fallback idea): AVX-512 (with VNNI) > AVX2+FMA+F16C > scalar. Every
+ * entry a level leaves NULL falls back to the scalar oracle, so a new format
+ * only needs quant_ref.c to work everywhere.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ai/quant.h"
+
+static struct quant_kernels k_ref, k_avx2, k_avx512;
+static int have_avx2, have_avx512;
+static const struct quant_kernels *k_best;
+static pthread_once_t k_once = PTHREAD_ONCE_INIT;
+
+static void fill_from(struct quant_kernels *k, const struct quant_kernels *base)
+{
+    for (int t = 0; t < GGML_TYPE_COUNT; t++) {
+        if (!k->dot[t])
+            k->dot[t] = base->dot[t];
+        if (!k->act[t])
+            k->act[t] = base->act[t];
+    }
+}
+
+static void kernels_init(void)
+{
+    quant_kernels_init_ref(&k_ref);
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    have_avx512 = have_avx2 && __builtin_cpu_supports("avx512f") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                  __builtin_cpu_supports("avx512vnni");
+    if (have_avx2) {
+        quant_kernels_init_avx2(&k_avx2);
+        fill_from(&k_avx2, &k_ref);
+    }
+    if (have_avx512) {
+        quant_kernels_init_avx512(&k_avx512);
+        fill_from(&k_avx512, &k_avx2);
+    }
+#endif
+    k_best = have_avx512 ? &k_avx512 : have_avx2 ? &k_avx2 : &k_ref;
+    const char *force = getenv("KITH_AI_KERNELS");
+    if (force) {
+        const struct quant_kernels *k = quant_kernels_named(force);
+        if (k)
+            k_best = k;
+    }
+}
+
+const struct quant_kernels *quant_kernels_named(const char *name)
+{
+    pthread_once(&k_once, kernels_init);
+    if (!strcmp(name, "scalar"))
+        return &k_ref;
+    if (!strcmp(name, "avx2"))
+        return have_avx2 ? &k_avx2 : NULL;
+    if (!strcmp(name, "avx512"))
+        return have_avx512 ? &k_avx512 : NULL;
+    return NULL;
+}
+
+const struct quant_kernels *quant_kernels(void)
+{
+    pthread_once(&k_once, kernels_init);
+    return k_best;
+}
+
+void quant_dequant_row(uint32_t type, const void *src, float *dst, size_t n)
+{
+    quant_ref_dequant_row(type, src, dst, n);
+}
+
+void quant_quantize_row(uint32_t type, const float *src, void *dst, size_t n)
+{
+    const struct quant_kernels *k = quant_kernels();
+    /* activation formats have a fast path; weight formats use the oracle */
+    if ((type == GGML_TYPE_F16 || type == GGML_TYPE_BF16) && k->act[type])
+        k->act[type](src, dst, n);
+    else
+        quant_ref_quantize_row(type, src, dst, n);
+}
