@@ -416,6 +416,7 @@ typedef struct decoded {
     const char *content;
     size_t ncontent;
     uint64_t nops_total;
+    uint64_t nins_cps; /* code points in content (= insert ops) */
     bool has_text;
     uint32_t *tver;
     size_t ntver;
@@ -620,6 +621,17 @@ static int check_decoded(decoded *d)
     }
     if (a != total || g != total || c != total || total > UINT32_MAX - 1)
         return KITH_ECORRUPT;
+    /* An op run is a chain: no graph run may start inside one. */
+    uint64_t ostart = 0, gstart = 0;
+    for (size_t i = 0, j = 0; i < d->nops; i++) {
+        uint64_t oend = ostart + d->ops[i].len;
+        while (j < d->ngruns && gstart < oend) {
+            if (gstart > ostart)
+                return KITH_ECORRUPT;
+            gstart += d->gruns[j++].len;
+        }
+        ostart = oend;
+    }
     /* Inserted text: valid UTF-8 with one code point per insert op. */
     long cps = kith_utf8_count(d->content ? d->content : "", d->ncontent);
     uint64_t ins = 0;
@@ -628,6 +640,7 @@ static int check_decoded(decoded *d)
             ins += d->ops[i].len;
     if (cps < 0 || (uint64_t)cps != ins)
         return KITH_ECORRUPT;
+    d->nins_cps = ins;
     if (d->has_text) {
         if (kith_utf8_count(d->text, d->ntext) < 0)
             return KITH_ECORRUPT;
@@ -830,8 +843,6 @@ static int apply_decoded(kith_doc *doc, decoded *d, bool use_text)
             } else {
                 pbuf[np++] = identity ? idx - 1 : map[idx - 1];
             }
-            if (np > 1)
-                frontier_reduce(log, pbuf, &np);
             if (!change_started)
                 log->change_open = false; /* a new change begins here */
             rc = oplog_add_run(log, agent, pbuf, np, (uint8_t)op->kind, (uint32_t)pos, len,
@@ -913,6 +924,127 @@ fail:
     return rc;
 }
 
+/*
+ * A whole document into an empty one: the decoded tables become the log's
+ * tables directly, run by run, with no per-op work. Equivalent to
+ * apply_decoded with the cached text.
+ */
+static int decode_bulk(kith_doc *doc, decoded *d)
+{
+    oplog *log = &doc->log;
+    int rc = oplog_reserve(log, d->nops, d->ncontent, d->naruns, d->ngruns, d->npar,
+                           d->nchanges);
+    if (rc)
+        return rc;
+    uint32_t *amap = dec_array(d->nagents, sizeof(uint32_t));
+    if (!amap)
+        return KITH_ENOMEM;
+    for (uint32_t i = 0; i < d->nagents && rc == KITH_OK; i++)
+        rc = oplog_agent(log, d->anames[i], d->alens[i], &amap[i]);
+    for (uint32_t i = 0; i < d->nvias && rc == KITH_OK; i++) {
+        int32_t vi;
+        rc = oplog_via_index(log, d->vias[i], &vi);
+    }
+    if (rc)
+        goto out;
+    if (log->nvias != d->nvias || log->nagents != d->nagents) {
+        rc = KITH_ECORRUPT; /* a name listed twice */
+        goto out;
+    }
+    uint32_t lv = 0;
+    size_t coff = 0;
+    for (size_t i = 0; i < d->nops; i++) {
+        const d_op *o = &d->ops[i];
+        log->ops[log->nops++] = (op_run){.lv = lv,
+                                         .len = o->len,
+                                         .pos = (uint32_t)o->pos,
+                                         .kind = (uint8_t)o->kind,
+                                         .back = (uint8_t)(o->back && o->len > 1),
+                                         .content = (uint32_t)coff};
+        if (o->kind == OP_INS) {
+            const unsigned char *c = (const unsigned char *)d->content + coff;
+            size_t b = 0;
+            if (d->ncontent == d->nins_cps) {
+                b = o->len;
+            } else {
+                for (uint32_t j = 0; j < o->len; j++) {
+                    unsigned x = c[b];
+                    b += x < 0x80 ? 1 : (x & 0xe0) == 0xc0 ? 2 : (x & 0xf0) == 0xe0 ? 3 : 4;
+                }
+            }
+            coff += b;
+        }
+        lv += o->len;
+    }
+    memcpy(log->ins, d->content, d->ncontent);
+    log->nins = d->ncontent;
+    lv = 0;
+    for (size_t i = 0; i < d->naruns; i++) {
+        const d_arun *r = &d->aruns[i];
+        agent_info *ai = &log->agents[amap[r->agent]];
+        if (r->seq != ai->next_seq || (uint64_t)r->seq + r->len > UINT32_MAX) {
+            rc = KITH_ECORRUPT; /* seqs of an agent are dense from 0 */
+            goto out;
+        }
+        if (!log->naruns || log->aruns[log->naruns - 1].agent != amap[r->agent])
+            log->aruns[log->naruns++] =
+                (agent_run){.lv = lv, .agent = amap[r->agent], .seq = r->seq};
+        seq_run *sr = ai->nseqs ? &ai->seqs[ai->nseqs - 1] : NULL;
+        if (sr && sr->lv + sr->len == lv) {
+            sr->len += r->len;
+        } else {
+            if (kith_grow((void **)&ai->seqs, &ai->capseqs, ai->nseqs + 1, sizeof(seq_run))) {
+                rc = KITH_ENOMEM;
+                goto out;
+            }
+            ai->seqs[ai->nseqs++] = (seq_run){.seq = r->seq, .lv = lv, .len = r->len};
+        }
+        ai->next_seq += r->len;
+        lv += r->len;
+    }
+    lv = 0;
+    for (size_t i = 0; i < d->ngruns; i++) {
+        const d_grun *g = &d->gruns[i];
+        graph_run *gr = &log->gruns[log->ngruns++];
+        *gr = (graph_run){.lv = lv, .len = g->len, .poff = (uint32_t)log->npar, .npar = g->npar};
+        for (uint32_t k = 0; k < g->npar; k++)
+            log->par[log->npar++] = lv - d->par[g->poff + k].x;
+        rc = frontier_advance(&log->frontier, &log->nfrontier, &log->capfrontier,
+                              lv + g->len - 1, log->par + gr->poff, gr->npar);
+        if (rc)
+            goto out;
+        lv += g->len;
+    }
+    log->n = lv;
+    lv = 0;
+    for (size_t i = 0; i < d->nchanges; i++) {
+        const d_change *c = &d->changes[i];
+        kith_id id;
+        oplog_id_of(log, lv, &id);
+        log->changes[log->nchanges++] = (change){.lv = lv,
+                                                 .via = c->via,
+                                                 .time_ms = c->time,
+                                                 .fagent = id.agent,
+                                                 .fseq = (uint32_t)(id.seq - c->back)};
+        lv += c->len;
+    }
+    log->change_open = false;
+    long ncp = kith_utf8_count(d->text, d->ntext);
+    rc = rope_insert(&doc->text, 0, d->text, d->ntext, (size_t)ncp);
+    if (rc)
+        goto out;
+    if (kith_grow((void **)&doc->version, &doc->capversion, d->ntver + 1, sizeof(uint32_t))) {
+        rc = KITH_ENOMEM;
+        goto out;
+    }
+    memcpy(doc->version, d->tver, d->ntver * sizeof(uint32_t));
+    doc->nversion = d->ntver;
+    rc = frontier_reduce(log, doc->version, &doc->nversion);
+out:
+    kith_free(amap);
+    return rc;
+}
+
 int kith_doc_decode(const uint8_t *buf, size_t len, kith_doc **out)
 {
     *out = NULL;
@@ -924,7 +1056,7 @@ int kith_doc_decode(const uint8_t *buf, size_t len, kith_doc **out)
     if (rc == KITH_OK)
         rc = kith_doc_new(&doc);
     if (rc == KITH_OK)
-        rc = apply_decoded(doc, &d, true);
+        rc = d.has_text ? decode_bulk(doc, &d) : apply_decoded(doc, &d, true);
     decoded_free(&d);
     if (rc) {
         kith_doc_free(doc);
