@@ -161,38 +161,117 @@ static void map_item(tracker *t, const item *it, uint32_t bid)
         t->lvmap[it->id + k] = bid;
 }
 
-/* Makes room for one more item in block at order position @o: splits it in
- * two when full. Returns the order position and slot where slot @s now is. */
+/* Re-lays the block order with an empty block after every block, reusing
+ * the empty blocks there are, so that splits find a free block nearby
+ * instead of shifting the whole order and rebuilding the Fenwick trees. */
+static int respace(tracker *t)
+{
+    size_t n = t->norder, live = 0, nempty = 0;
+    for (size_t i = 0; i < n; i++)
+        live += t->pool[t->order[i]]->n > 0;
+    uint32_t *empty = kith_malloc((n + 1) * sizeof(uint32_t));
+    uint32_t *no = kith_malloc((2 * live + 2) * sizeof(uint32_t));
+    if (!empty || !no) {
+        kith_free(empty);
+        kith_free(no);
+        return KITH_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (t->pool[t->order[i]]->n == 0)
+            empty[nempty++] = t->order[i];
+    size_t w = 0;
+    int rc = KITH_OK;
+    for (size_t i = 0; i < n && rc == KITH_OK; i++) {
+        uint32_t bid = t->order[i];
+        if (t->pool[bid]->n == 0)
+            continue;
+        no[w++] = bid;
+        uint32_t gap;
+        if (nempty)
+            gap = empty[--nempty];
+        else
+            rc = new_block(t, &gap);
+        if (rc == KITH_OK)
+            no[w++] = gap;
+    }
+    kith_free(empty);
+    if (rc) {
+        kith_free(no);
+        return rc;
+    }
+    kith_free(t->order);
+    t->order = no;
+    t->norder = w;
+    t->caporder = 2 * live + 2;
+    return fen_rebuild(t);
+}
+
+/* Moves the block at order position @from to @to (one step), keeping the
+ * Fenwick trees right. */
+static void move_block(tracker *t, size_t from, size_t to)
+{
+    block *b = t->pool[t->order[from]];
+    fen_add(t->fcur, t->norder, from, -(int64_t)b->cur);
+    fen_add(t->fend, t->norder, from, -(int64_t)b->end);
+    fen_add(t->fcur, t->norder, to, b->cur);
+    fen_add(t->fend, t->norder, to, b->end);
+    t->order[to] = t->order[from];
+    b->ord = (uint32_t)to;
+}
+
+#define GAP_WINDOW 64
+
+/* Makes the block at order position @o + 1 an empty one: shifts the blocks
+ * between it and the nearest empty block on the right by one place. */
+static int gap_after(tracker *t, size_t *o)
+{
+    size_t g = *o + 1;
+    while (g < t->norder && g <= *o + GAP_WINDOW && t->pool[t->order[g]]->n != 0)
+        g++;
+    if (g >= t->norder || g > *o + GAP_WINDOW) {
+        uint32_t bid = t->order[*o];
+        int rc = respace(t);
+        if (rc)
+            return rc;
+        *o = t->pool[bid]->ord;
+        return KITH_OK; /* respace put a gap right after every block */
+    }
+    uint32_t gap = t->order[g];
+    for (size_t k = g; k > *o + 1; k--)
+        move_block(t, k - 1, k);
+    t->order[*o + 1] = gap;
+    t->pool[gap]->ord = (uint32_t)(*o + 1);
+    return KITH_OK;
+}
+
+/* Makes room for one more item in block at order position @o: moves its
+ * upper half into the empty block after it (making one if needed).
+ * Returns the order position and slot where slot @s now is. */
 static int ensure_room(tracker *t, size_t *o, uint32_t *s)
 {
     block *b = t->pool[t->order[*o]];
     if (b->n < BLK)
         return KITH_OK;
-    uint32_t nid;
-    if (new_block(t, &nid) ||
-        kith_grow((void **)&t->order, &t->caporder, t->norder + 1, sizeof(uint32_t)))
-        return KITH_ENOMEM;
-    b = t->pool[t->order[*o]];
+    if (*o + 1 >= t->norder || t->pool[t->order[*o + 1]]->n != 0) {
+        int rc = gap_after(t, o);
+        if (rc)
+            return rc;
+        b = t->pool[t->order[*o]];
+    }
+    uint32_t nid = t->order[*o + 1];
     block *nb = t->pool[nid];
     uint32_t half = BLK / 2;
     memcpy(nb->it, b->it + half, (BLK - half) * sizeof(item));
     nb->n = BLK - half;
     b->n = half;
-    b->cur = b->end = 0;
-    for (uint32_t i = 0; i < b->n; i++) {
-        b->cur += item_cur(&b->it[i]);
-        b->end += item_end(&b->it[i]);
-    }
+    int64_t cur = 0, end = 0;
     for (uint32_t i = 0; i < nb->n; i++) {
-        nb->cur += item_cur(&nb->it[i]);
-        nb->end += item_end(&nb->it[i]);
+        cur += item_cur(&nb->it[i]);
+        end += item_end(&nb->it[i]);
         map_item(t, &nb->it[i], nid);
     }
-    memmove(t->order + *o + 2, t->order + *o + 1, (t->norder - *o - 1) * sizeof(uint32_t));
-    t->order[*o + 1] = nid;
-    t->norder++;
-    if (fen_rebuild(t))
-        return KITH_ENOMEM;
+    blk_adjust(t, b, -cur, -end);
+    blk_adjust(t, nb, cur, end);
     if (*s > half) {
         *s -= half;
         (*o)++;
@@ -201,8 +280,9 @@ static int ensure_room(tracker *t, size_t *o, uint32_t *s)
 }
 
 /* Inserts @it at slot @s of the block at order position @o; (@o, @s) end
- * where the item went (a full block is split first). */
-static int insert_item(tracker *t, size_t *op, uint32_t *sp, const item *it)
+ * where the item went (a full block is split first). @fresh: its chars
+ * have no block yet; otherwise they are remapped only if it changed block. */
+static int insert_item(tracker *t, size_t *op, uint32_t *sp, const item *it, bool fresh)
 {
     int rc = ensure_room(t, op, sp);
     size_t o = *op;
@@ -214,7 +294,8 @@ static int insert_item(tracker *t, size_t *op, uint32_t *sp, const item *it)
     memmove(b->it + s + 1, b->it + s, (b->n - s) * sizeof(item));
     b->it[s] = *it;
     b->n++;
-    map_item(t, it, bid);
+    if (fresh || t->lvmap[it->id] != bid)
+        map_item(t, it, bid);
     blk_adjust(t, b, item_cur(it), item_end(it));
     return KITH_OK;
 }
@@ -236,7 +317,7 @@ static int split_item(tracker *t, size_t *o, uint32_t *s, uint32_t k)
     b->it[*s].len = k;
     size_t io = *o;
     uint32_t is = *s + 1;
-    int rc = insert_item(t, &io, &is, &rest);
+    int rc = insert_item(t, &io, &is, &rest, false);
     if (rc)
         return rc;
     *o = io;
@@ -366,7 +447,11 @@ static int apply_ins(tracker *t, uint32_t lv, uint32_t pos, uint32_t len, bool e
     int rc;
     size_t o = 0;
     uint32_t s = 0, left = LV_NONE;
-    bool at_end = t->norder == 0 || t->pool[t->order[0]]->n == 0;
+    bool at_end = t->norder == 0;
+    if (!at_end && t->pool[t->order[0]]->n == 0) {
+        s = UINT32_MAX; /* next_slot from "before slot 0" */
+        at_end = !next_slot(t, &o, &s);
+    }
     if (pos > 0) {
         uint32_t off;
         seek_cur(t, pos - 1, &o, &s, &off);
@@ -461,7 +546,7 @@ static int apply_ins(tracker *t, uint32_t lv, uint32_t pos, uint32_t len, bool e
             return emit ? xf_push(x, OP_INS, epos, len, lv) : KITH_OK;
         }
     }
-    rc = insert_item(t, &dest_o, &dest_s, &it);
+    rc = insert_item(t, &dest_o, &dest_s, &it, true);
     if (rc)
         return rc;
     return emit ? xf_push(x, OP_INS, epos, len, lv) : KITH_OK;
