@@ -66,7 +66,10 @@ typedef struct op_run {
     uint8_t kind;
     uint8_t back;     /* delete runs: 1 = backward */
     uint32_t content; /* insert runs: byte offset of the text in oplog.ins */
+    uint32_t len0;    /* text length before op lv, in its own version; LEN_UNKNOWN */
 } op_run;
+
+#define LEN_UNKNOWN UINT32_MAX
 
 /* LVs [lv, next run's lv) were made by @agent, seqs from @seq. */
 typedef struct agent_run {
@@ -130,6 +133,9 @@ typedef struct oplog {
     size_t nvias, capvias;
     uint32_t *frontier; /* heads of the whole log */
     size_t nfrontier, capfrontier;
+    /* Set by a caller that knows the text length at the next op's parents;
+     * otherwise (LEN_UNKNOWN) oplog_add derives it where that is cheap. */
+    uint32_t next_len0;
 } oplog;
 
 /* A mark to roll the log back to after a failed apply. */
@@ -153,6 +159,7 @@ int oplog_commit(oplog *log, int64_t time_ms, const char *via);
 /* As oplog_add; a delete of several ops goes backwards (Backspace) when @back. */
 int oplog_add_run(oplog *log, uint32_t agent, const uint32_t *parents, size_t npar, uint8_t kind,
                   uint32_t pos, uint32_t len, bool back, const char *ins, size_t ins_bytes);
+
 /* Makes room for that many more records, so that a decode grows once. */
 int oplog_reserve(oplog *log, size_t ops, size_t ins, size_t aruns, size_t gruns, size_t par,
                   size_t changes);
@@ -162,6 +169,8 @@ const agent_run *oplog_find_agent(const oplog *log, uint32_t lv, size_t *idx);
 const change *oplog_find_change(const oplog *log, uint32_t lv);
 uint32_t oplog_agent_run_end(const oplog *log, size_t idx);
 uint32_t oplog_change_end(const oplog *log, const change *c);
+/* Text length after op @lv in its own version, or LEN_UNKNOWN. */
+uint32_t oplog_len_after(const oplog *log, uint32_t lv);
 /* lv of (agent, seq), or LV_NONE. */
 uint32_t oplog_lv_of(const oplog *log, uint32_t agent, uint64_t seq);
 void oplog_id_of(const oplog *log, uint32_t lv, kith_id *id);

@@ -120,6 +120,7 @@ int kith_doc_insert(kith_doc *doc, kith_agent agent, size_t pos, const char *tex
     }
     if (kith_grow((void **)&doc->version, &doc->capversion, 1, sizeof(uint32_t)))
         return KITH_ENOMEM;
+    doc->log.next_len0 = (uint32_t)doc->text.total_cp;
     rc = oplog_add(&doc->log, agent, doc->version, doc->nversion, OP_INS, (uint32_t)pos,
                    (uint32_t)ncp, text, len);
     if (rc)
@@ -143,6 +144,7 @@ int kith_doc_delete(kith_doc *doc, kith_agent agent, size_t pos, size_t count)
         return KITH_ENOMEM;
     if (count == 0)
         return KITH_OK;
+    doc->log.next_len0 = (uint32_t)doc->text.total_cp;
     rc = oplog_add(&doc->log, agent, doc->version, doc->nversion, OP_DEL, (uint32_t)pos,
                    (uint32_t)count, NULL, 0);
     if (rc)
@@ -259,7 +261,8 @@ int doc_merge_lvs(kith_doc *doc, const uint32_t *to, size_t nto)
     size_t n = doc->nversion + nto;
     if (kith_grow((void **)&doc->version, &doc->capversion, n, sizeof(uint32_t)))
         return KITH_ENOMEM;
-    memcpy(doc->version + doc->nversion, to, nto * sizeof(uint32_t));
+    if (nto)
+        memcpy(doc->version + doc->nversion, to, nto * sizeof(uint32_t));
     doc->nversion = n;
     return frontier_reduce(&doc->log, doc->version, &doc->nversion);
 }
@@ -272,7 +275,8 @@ int kith_doc_merge(kith_doc *doc, const kith_id *v, size_t n)
         uint32_t *to = kith_malloc((doc->log.nfrontier + 1) * sizeof(uint32_t));
         if (!to)
             return KITH_ENOMEM;
-        memcpy(to, doc->log.frontier, doc->log.nfrontier * sizeof(uint32_t));
+        if (doc->log.nfrontier)
+            memcpy(to, doc->log.frontier, doc->log.nfrontier * sizeof(uint32_t));
         doc->bad_lv = LV_NONE;
         int rc = doc_merge_lvs(doc, to, doc->log.nfrontier);
         kith_free(to);
@@ -290,6 +294,19 @@ int kith_doc_merge(kith_doc *doc, const kith_id *v, size_t n)
     if (rc == KITH_ERANGE)
         drop_bad_ops(doc, doc->bad_lv);
     return rc;
+}
+
+/* The text length at version @v (LVs) when the log knows it without a walk:
+ * the empty version, the text's own, or one op with a known length. A
+ * version where concurrent branches meet gives LEN_UNKNOWN: its length
+ * needs a merge, so edits there are checked when they are merged. */
+static uint32_t len_at(const kith_doc *doc, const uint32_t *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (same_set(v, n, doc->version, doc->nversion))
+        return (uint32_t)doc->text.total_cp;
+    return n == 1 ? oplog_len_after(&doc->log, v[0]) : LEN_UNKNOWN;
 }
 
 int kith_doc_edit_at(kith_doc *doc, kith_agent agent, const kith_id *parents, size_t nparents,
@@ -314,12 +331,14 @@ int kith_doc_edit_at(kith_doc *doc, kith_agent agent, const kith_id *parents, si
         frontier_reduce(&doc->log, par, &npar);
     /* At the text's own version the edit is a local one: apply it now. */
     bool local = same_set(par, npar, doc->version, doc->nversion);
-    if (local && (pos > doc->text.total_cp || del > doc->text.total_cp - pos)) {
-        doc_error(doc, "edit: range %zu+%zu past end %zu", pos, del, doc->text.total_cp);
+    uint32_t have = len_at(doc, par, npar);
+    if (have != LEN_UNKNOWN && (pos > have || del > have - pos)) {
+        doc_error(doc, "edit: range %zu+%zu past end %u of its version", pos, del, have);
         kith_free(par);
         return KITH_ERANGE;
     }
     if (del) {
+        doc->log.next_len0 = have;
         rc = oplog_add(&doc->log, agent, par, npar, OP_DEL, (uint32_t)pos, (uint32_t)del, NULL, 0);
         if (rc)
             goto out;
@@ -329,6 +348,7 @@ int kith_doc_edit_at(kith_doc *doc, kith_agent agent, const kith_id *parents, si
             rope_delete(&doc->text, pos, del);
     }
     if (ncp) {
+        doc->log.next_len0 = have == LEN_UNKNOWN ? LEN_UNKNOWN : have - (uint32_t)del;
         rc = oplog_add(&doc->log, agent, par, npar, OP_INS, (uint32_t)pos, (uint32_t)ncp, ins,
                        ins_len);
         if (rc)
@@ -362,6 +382,7 @@ int kith_doc_version(const kith_doc *doc, kith_id **v, size_t *n)
 /* Text at LV version @v into a fresh rope. */
 static int text_at_lvs(kith_doc *doc, const uint32_t *v, size_t n, rope *r)
 {
+    rope_init(r);
     walk_out w;
     int rc = walker_run(&doc->log, NULL, 0, 0, v, n, false, &w);
     if (rc)
@@ -507,7 +528,8 @@ int kith_doc_blame(kith_doc *doc, const kith_id *v, size_t n, kith_blame **out, 
         lvs = kith_malloc((n + 1) * sizeof(uint32_t));
         if (!lvs)
             return KITH_ENOMEM;
-        memcpy(lvs, doc->version, n * sizeof(uint32_t));
+        if (n)
+            memcpy(lvs, doc->version, n * sizeof(uint32_t));
     }
     walk_out w;
     rc = walker_run(&doc->log, NULL, 0, 0, lvs, n, true, &w);

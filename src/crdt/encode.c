@@ -619,7 +619,7 @@ static int check_decoded(decoded *d)
         g += d->gruns[i].len;
         idx += d->gruns[i].len;
     }
-    if (a != total || g != total || c != total || total > UINT32_MAX - 1)
+    if (a != total || g != total || c != total || total > 0x7fffffffu)
         return KITH_ECORRUPT;
     /* An op run is a chain: no graph run may start inside one. */
     uint64_t ostart = 0, gstart = 0;
@@ -851,6 +851,10 @@ static int apply_decoded(kith_doc *doc, decoded *d, bool use_text)
             if (rc)
                 goto fail;
             if (!change_started) {
+                if ((uint64_t)ch->back + cc.used > seq) {
+                    rc = KITH_ECORRUPT; /* a change that starts before seq 0 */
+                    goto fail;
+                }
                 change *c = &log->changes[log->nchanges - 1];
                 c->time_ms = ch->time;
                 c->via = ch->via >= 0 ? vmap[ch->via] : -1;
@@ -902,7 +906,8 @@ static int apply_decoded(kith_doc *doc, decoded *d, bool use_text)
             rc = KITH_ENOMEM;
             goto fail;
         }
-        memcpy(to, log->frontier, log->nfrontier * sizeof(uint32_t));
+        if (log->nfrontier)
+            memcpy(to, log->frontier, log->nfrontier * sizeof(uint32_t));
         rc = doc_merge_lvs(doc, to, log->nfrontier);
         kith_free(to);
         if (rc)
@@ -960,7 +965,8 @@ static int decode_bulk(kith_doc *doc, decoded *d)
                                          .pos = (uint32_t)o->pos,
                                          .kind = (uint8_t)o->kind,
                                          .back = (uint8_t)(o->back && o->len > 1),
-                                         .content = (uint32_t)coff};
+                                         .content = (uint32_t)coff,
+                                         .len0 = LEN_UNKNOWN};
         if (o->kind == OP_INS) {
             const unsigned char *c = (const unsigned char *)d->content + coff;
             size_t b = 0;
@@ -976,7 +982,8 @@ static int decode_bulk(kith_doc *doc, decoded *d)
         }
         lv += o->len;
     }
-    memcpy(log->ins, d->content, d->ncontent);
+    if (d->ncontent)
+        memcpy(log->ins, d->content, d->ncontent);
     log->nins = d->ncontent;
     lv = 0;
     for (size_t i = 0; i < d->naruns; i++) {
@@ -1016,11 +1023,28 @@ static int decode_bulk(kith_doc *doc, decoded *d)
         lv += g->len;
     }
     log->n = lv;
+    /* Lengths along chains: a run after its parent knows where it starts. */
+    for (size_t i = 0, gi = 0; i < log->nops; i++) {
+        op_run *r = &log->ops[i];
+        while (gi + 1 < log->ngruns && log->gruns[gi + 1].lv <= r->lv)
+            gi++;
+        const graph_run *g = &log->gruns[gi];
+        if (r->lv == g->lv)
+            r->len0 = g->npar == 0   ? 0
+                      : g->npar == 1 ? oplog_len_after(log, log->par[g->poff])
+                                     : LEN_UNKNOWN;
+        else
+            r->len0 = oplog_len_after(log, r->lv - 1);
+    }
     lv = 0;
     for (size_t i = 0; i < d->nchanges; i++) {
         const d_change *c = &d->changes[i];
         kith_id id;
         oplog_id_of(log, lv, &id);
+        if (c->back > id.seq) {
+            rc = KITH_ECORRUPT; /* a change that starts before seq 0 */
+            goto out;
+        }
         log->changes[log->nchanges++] = (change){.lv = lv,
                                                  .via = c->via,
                                                  .time_ms = c->time,
@@ -1037,7 +1061,8 @@ static int decode_bulk(kith_doc *doc, decoded *d)
         rc = KITH_ENOMEM;
         goto out;
     }
-    memcpy(doc->version, d->tver, d->ntver * sizeof(uint32_t));
+    if (d->ntver)
+        memcpy(doc->version, d->tver, d->ntver * sizeof(uint32_t));
     doc->nversion = d->ntver;
     rc = frontier_reduce(log, doc->version, &doc->nversion);
 out:

@@ -12,6 +12,18 @@
 void oplog_init(oplog *log)
 {
     memset(log, 0, sizeof *log);
+    log->next_len0 = LEN_UNKNOWN;
+}
+
+uint32_t oplog_len_after(const oplog *log, uint32_t lv)
+{
+    const op_run *r = oplog_find_op(log, lv, NULL);
+    if (!r || r->len0 == LEN_UNKNOWN)
+        return LEN_UNKNOWN;
+    uint32_t k = lv - r->lv + 1;
+    if (r->kind == OP_INS)
+        return (uint64_t)r->len0 + k >= LEN_UNKNOWN ? LEN_UNKNOWN : r->len0 + k;
+    return r->len0 >= k ? r->len0 - k : LEN_UNKNOWN; /* a bad history: unknown */
 }
 
 void oplog_free(oplog *log)
@@ -121,7 +133,7 @@ int oplog_reserve(oplog *log, size_t ops, size_t ins, size_t aruns, size_t gruns
     if (kith_grow((void **)&log->ops, &log->capops, log->nops + ops, sizeof(op_run)) ||
         kith_grow((void **)&log->ins, &log->capins, log->nins + ins, 1) ||
         kith_grow((void **)&log->gruns, &log->capgruns, log->ngruns + gruns, sizeof(graph_run)) ||
-        kith_grow((void **)&log->par, &log->cappar, log->npar + par, sizeof(uint32_t)) ||
+        kith_grow((void **)&log->par, &log->cappar, log->npar + par + 1, sizeof(uint32_t)) ||
         kith_grow((void **)&log->aruns, &log->caparuns, log->naruns + aruns, sizeof(agent_run)) ||
         kith_grow((void **)&log->changes, &log->capchanges, log->nchanges + changes,
                   sizeof(change)))
@@ -140,7 +152,8 @@ int oplog_add_run(oplog *log, uint32_t agent, const uint32_t *parents, size_t np
 {
     if (len == 0)
         return KITH_OK;
-    if ((uint64_t)log->n + len > UINT32_MAX - 1 || (uint64_t)log->nins + ins_bytes > UINT32_MAX)
+    /* LVs stay below 2^31: the walker uses the ids above for its placeholder. */
+    if ((uint64_t)log->n + len > 0x7fffffffu || (uint64_t)log->nins + ins_bytes > UINT32_MAX)
         return KITH_ETOOBIG;
     agent_info *ai = &log->agents[agent];
     if ((uint64_t)ai->next_seq + len > UINT32_MAX)
@@ -152,13 +165,19 @@ int oplog_add_run(oplog *log, uint32_t agent, const uint32_t *parents, size_t np
     if (kith_grow((void **)&log->ops, &log->capops, log->nops + 1, sizeof(op_run)) ||
         kith_grow((void **)&log->ins, &log->capins, log->nins + ins_bytes, 1) ||
         kith_grow((void **)&log->gruns, &log->capgruns, log->ngruns + 1, sizeof(graph_run)) ||
-        kith_grow((void **)&log->par, &log->cappar, log->npar + npar, sizeof(uint32_t)) ||
+        /* +1: par is never NULL, so par + poff is always a valid pointer */
+        kith_grow((void **)&log->par, &log->cappar, log->npar + npar + 1, sizeof(uint32_t)) ||
         kith_grow((void **)&log->aruns, &log->caparuns, log->naruns + 1, sizeof(agent_run)) ||
         kith_grow((void **)&ai->seqs, &ai->capseqs, ai->nseqs + 1, sizeof(seq_run)) ||
         kith_grow((void **)&log->changes, &log->capchanges, log->nchanges + 1, sizeof(change)) ||
         kith_grow((void **)&log->frontier, &log->capfrontier, log->nfrontier + 1,
                   sizeof(uint32_t)))
         return KITH_ENOMEM;
+
+    uint32_t len0 = log->next_len0;
+    log->next_len0 = LEN_UNKNOWN;
+    if (len0 == LEN_UNKNOWN)
+        len0 = npar == 0 ? 0 : npar == 1 ? oplog_len_after(log, parents[0]) : LEN_UNKNOWN;
 
     /* What: extend the last op run when this continues it. */
     op_run *last = log->nops ? &log->ops[log->nops - 1] : NULL;
@@ -172,7 +191,8 @@ int oplog_add_run(oplog *log, uint32_t agent, const uint32_t *parents, size_t np
                                          .pos = pos,
                                          .kind = kind,
                                          .back = (uint8_t)(kind == OP_DEL && back && len > 1),
-                                         .content = (uint32_t)log->nins};
+                                         .content = (uint32_t)log->nins,
+                                         .len0 = len0};
     }
     if (ins_bytes) {
         memcpy(log->ins + log->nins, ins, ins_bytes);
@@ -185,7 +205,8 @@ int oplog_add_run(oplog *log, uint32_t agent, const uint32_t *parents, size_t np
     } else {
         log->gruns[log->ngruns++] =
             (graph_run){.lv = lv, .len = len, .poff = (uint32_t)log->npar, .npar = (uint32_t)npar};
-        memcpy(log->par + log->npar, parents, npar * sizeof(uint32_t));
+        if (npar)
+            memcpy(log->par + log->npar, parents, npar * sizeof(uint32_t));
         log->npar += npar;
     }
 
@@ -366,7 +387,8 @@ int oplog_mark_take(const oplog *log, oplog_mark *m)
     m->frontier = kith_malloc((log->nfrontier + 1) * sizeof(uint32_t));
     if (!m->frontier)
         return KITH_ENOMEM;
-    memcpy(m->frontier, log->frontier, log->nfrontier * sizeof(uint32_t));
+    if (log->nfrontier)
+        memcpy(m->frontier, log->frontier, log->nfrontier * sizeof(uint32_t));
     m->nfrontier = log->nfrontier;
     return KITH_OK;
 }
@@ -415,7 +437,8 @@ void oplog_rollback(oplog *log, oplog_mark *m)
     for (size_t i = m->nvias; i < log->nvias; i++)
         kith_free(log->vias[i]);
     log->nvias = m->nvias;
-    memcpy(log->frontier, m->frontier, m->nfrontier * sizeof(uint32_t));
+    if (m->nfrontier)
+        memcpy(log->frontier, m->frontier, m->nfrontier * sizeof(uint32_t));
     log->nfrontier = m->nfrontier;
     log->n = n;
 }

@@ -38,9 +38,16 @@ typedef struct item {
 
 typedef struct block {
     uint32_t n, ord;
-    uint32_t cur, end; /* prepare-visible / effect-visible characters */
+    uint64_t cur, end; /* prepare-visible / effect-visible characters */
     item it[BLK];
 } block;
+
+/* The placeholder: a merge that starts from a common version C (not the
+ * empty one) stands for the text at C with one item of "underwater" ids
+ * from UW_BASE, as long as any text can be. Only its first chars are ever
+ * touched; the rest is never before any position that matters. */
+#define UW_BASE 0x80000000u
+#define UW_LEN  0x7ffffff0u
 
 typedef struct tracker {
     const oplog *log;
@@ -50,7 +57,10 @@ typedef struct tracker {
     size_t norder, caporder;
     int64_t *fcur, *fend; /* Fenwick trees over order positions, 1-based */
     size_t fcap;
-    uint32_t *lvmap; /* ins LV -> block id; del LV -> target char id */
+    uint32_t *lvmap; /* ins LV -> block id; del LV -> target char id (index lv - base) */
+    uint32_t base;   /* the lowest LV replayed */
+    uint32_t *uw_start, *uw_bid; /* placeholder pieces: sorted starts and their blocks */
+    size_t nuw, capuw;
     uint32_t *cur_version;
     size_t ncur, capcur;
     uint32_t bad_lv;
@@ -123,8 +133,8 @@ static int fen_rebuild(tracker *t)
 
 static void blk_adjust(tracker *t, block *b, int64_t dcur, int64_t dend)
 {
-    b->cur = (uint32_t)((int64_t)b->cur + dcur);
-    b->end = (uint32_t)((int64_t)b->end + dend);
+    b->cur = (uint64_t)((int64_t)b->cur + dcur);
+    b->end = (uint64_t)((int64_t)b->end + dend);
     if (dcur)
         fen_add(t->fcur, t->norder, b->ord, dcur);
     if (dend)
@@ -155,10 +165,55 @@ static int new_block(tracker *t, uint32_t *id)
     return KITH_OK;
 }
 
-static void map_item(tracker *t, const item *it, uint32_t bid)
+/* Index of the placeholder piece holding id (largest start <= id). */
+static size_t uw_find(const tracker *t, uint32_t id)
 {
+    size_t lo = 0, hi = t->nuw;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (t->uw_start[mid] <= id)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int uw_set(tracker *t, uint32_t start, uint32_t bid)
+{
+    size_t i = t->nuw ? uw_find(t, start) : 0;
+    if (t->nuw && t->uw_start[i] == start) {
+        t->uw_bid[i] = bid;
+        return KITH_OK;
+    }
+    if (t->nuw && t->uw_start[i] < start)
+        i++;
+    size_t cap = t->capuw;
+    if (kith_grow((void **)&t->uw_start, &cap, t->nuw + 1, sizeof(uint32_t)) ||
+        kith_grow((void **)&t->uw_bid, &t->capuw, t->nuw + 1, sizeof(uint32_t)))
+        return KITH_ENOMEM;
+    memmove(t->uw_start + i + 1, t->uw_start + i, (t->nuw - i) * sizeof(uint32_t));
+    memmove(t->uw_bid + i + 1, t->uw_bid + i, (t->nuw - i) * sizeof(uint32_t));
+    t->uw_start[i] = start;
+    t->uw_bid[i] = bid;
+    t->nuw++;
+    return KITH_OK;
+}
+
+static uint32_t block_of(const tracker *t, uint32_t id)
+{
+    if (id >= UW_BASE)
+        return t->uw_bid[uw_find(t, id)];
+    return t->lvmap[id - t->base];
+}
+
+static int map_item(tracker *t, const item *it, uint32_t bid)
+{
+    if (it->id >= UW_BASE)
+        return uw_set(t, it->id, bid);
     for (uint32_t k = 0; k < it->len; k++)
-        t->lvmap[it->id + k] = bid;
+        t->lvmap[it->id - t->base + k] = bid;
+    return KITH_OK;
 }
 
 /* Re-lays the block order with an empty block after every block, reusing
@@ -268,7 +323,8 @@ static int ensure_room(tracker *t, size_t *o, uint32_t *s)
     for (uint32_t i = 0; i < nb->n; i++) {
         cur += item_cur(&nb->it[i]);
         end += item_end(&nb->it[i]);
-        map_item(t, &nb->it[i], nid);
+        if (map_item(t, &nb->it[i], nid))
+            return KITH_ENOMEM;
     }
     blk_adjust(t, b, -cur, -end);
     blk_adjust(t, nb, cur, end);
@@ -294,8 +350,8 @@ static int insert_item(tracker *t, size_t *op, uint32_t *sp, const item *it, boo
     memmove(b->it + s + 1, b->it + s, (b->n - s) * sizeof(item));
     b->it[s] = *it;
     b->n++;
-    if (fresh || t->lvmap[it->id] != bid)
-        map_item(t, it, bid);
+    if ((fresh || it->id >= UW_BASE || block_of(t, it->id) != bid) && map_item(t, it, bid))
+        return KITH_ENOMEM;
     blk_adjust(t, b, item_cur(it), item_end(it));
     return KITH_OK;
 }
@@ -328,7 +384,7 @@ static int split_item(tracker *t, size_t *o, uint32_t *s, uint32_t k)
 /* Where char @id is: order position, slot, offset. */
 static void locate_id(const tracker *t, uint32_t id, size_t *o, uint32_t *s, uint32_t *off)
 {
-    const block *b = t->pool[t->lvmap[id]];
+    const block *b = t->pool[block_of(t, id)];
     uint32_t i = 0;
     while (!(id >= b->it[i].id && id < b->it[i].id + b->it[i].len))
         i++;
@@ -541,7 +597,7 @@ static int apply_ins(tracker *t, uint32_t lv, uint32_t pos, uint32_t len, bool e
             p->orr == right) {
             p->len += len;
             for (uint32_t k = 0; k < len; k++)
-                t->lvmap[lv + k] = t->order[dest_o];
+                t->lvmap[lv - t->base + k] = t->order[dest_o];
             blk_adjust(t, db, len, len);
             return emit ? xf_push(x, OP_INS, epos, len, lv) : KITH_OK;
         }
@@ -573,7 +629,7 @@ static int apply_del1(tracker *t, uint32_t lv, uint32_t pos, bool emit, xf_list 
         return rc;
     block *b = t->pool[t->order[o]];
     item *it = &b->it[s];
-    t->lvmap[lv] = it->id;
+    t->lvmap[lv - t->base] = it->id;
     uint32_t epos = effect_pos(t, o, s, 0);
     it->state++;
     bool was_gone = it->gone;
@@ -622,7 +678,7 @@ static int move_range(tracker *t, const op_run *r, uint32_t a, uint32_t b, int d
         uint32_t lv = dir < 0 ? b - 1 - i : a + i;
         size_t o;
         uint32_t s, got;
-        int rc = isolate(t, t->lvmap[lv], 1, &o, &s, &got);
+        int rc = isolate(t, t->lvmap[lv - t->base], 1, &o, &s, &got);
         if (rc)
             return rc;
         block *bl = t->pool[t->order[o]];
@@ -642,6 +698,8 @@ static int move_range(tracker *t, const op_run *r, uint32_t a, uint32_t b, int d
 
 static int move_ops(tracker *t, uint32_t a, uint32_t b, int dir)
 {
+    if (a < t->base)
+        return KITH_ECORRUPT; /* inside the placeholder: parents were not minimal */
     if (dir > 0) {
         while (a < b) {
             const op_run *r = oplog_find_op(t->log, a, NULL);
@@ -734,10 +792,15 @@ static int spans_push(spans *sp, uint32_t a, uint32_t b, uint8_t flag)
  * walk continues to the start; otherwise it stops once every path left is
  * shared (the ops below are in both). Spans come out newest first.
  */
+enum { DIFF_ROOT, DIFF_SHARED, DIFF_CRITICAL };
+
 static int graph_diff(const oplog *log, const uint32_t *A, size_t na, const uint32_t *B,
-                      size_t nb, bool to_root, spans *out)
+                      size_t nb, int mode, spans *out, uint32_t *common)
 {
+    if (common)
+        *common = LV_NONE;
     size_t cap = na + nb + 16, n = 0, nonshared = 0;
+    bool reached_root = false;
     hent *h = kith_malloc(cap * sizeof(hent));
     if (!h)
         return KITH_ENOMEM;
@@ -749,8 +812,14 @@ static int graph_diff(const oplog *log, const uint32_t *A, size_t na, const uint
     for (size_t i = 0; i < n; i++)
         nonshared += h[i].flag != F_SHARED;
     while (n > 0) {
-        if (!to_root && nonshared == 0)
+        if (mode == DIFF_SHARED && nonshared == 0)
             break;
+        /* A path that reached the start of history does not pass through
+         * any op, so then only the empty version is common to all. */
+        if (mode == DIFF_CRITICAL && n == 1 && h[0].flag == F_SHARED && !reached_root) {
+            *common = h[0].lv; /* every op seen descends from this one */
+            break;
+        }
         hent e = heap_pop(h, &n);
         if (e.flag != F_SHARED)
             nonshared--;
@@ -782,6 +851,7 @@ static int graph_diff(const oplog *log, const uint32_t *A, size_t na, const uint
             heap_push(h, &n, (hent){lo - 1, e.flag});
             nonshared += e.flag != F_SHARED;
         } else {
+            reached_root |= g->npar == 0;
             for (uint32_t k = 0; k < g->npar; k++) {
                 heap_push(h, &n, (hent){log->par[g->poff + k], e.flag});
                 nonshared += e.flag != F_SHARED;
@@ -801,7 +871,7 @@ bool version_contains(const oplog *log, const uint32_t *v, size_t n, uint32_t lv
     spans sp = {0};
     uint32_t one = lv;
     /* lv is in v's history iff the walk finds no op of {lv} that v lacks. */
-    if (graph_diff(log, v, n, &one, 1, false, &sp)) {
+    if (graph_diff(log, v, n, &one, 1, DIFF_SHARED, &sp, NULL)) {
         kith_free(sp.v);
         return false;
     }
@@ -856,7 +926,7 @@ static int set_prepare(tracker *t, uint32_t lv)
     if (t->ncur == 1 && npar == 1 && t->cur_version[0] == par[0])
         return KITH_OK; /* the common case: straight on */
     spans sp = {0};
-    int rc = graph_diff(t->log, t->cur_version, t->ncur, par, npar, false, &sp);
+    int rc = graph_diff(t->log, t->cur_version, t->ncur, par, npar, DIFF_SHARED, &sp, NULL);
     /* Spans come newest first: retreat in that order, advance oldest first. */
     for (size_t i = 0; rc == KITH_OK && i < sp.n; i++)
         if (sp.v[i].flag == F_A)
@@ -869,7 +939,8 @@ static int set_prepare(tracker *t, uint32_t lv)
         return rc;
     if (kith_grow((void **)&t->cur_version, &t->capcur, npar ? npar : 1, sizeof(uint32_t)))
         return KITH_ENOMEM;
-    memcpy(t->cur_version, par, npar * sizeof(uint32_t));
+    if (npar)
+        memcpy(t->cur_version, par, npar * sizeof(uint32_t));
     t->ncur = npar;
     return KITH_OK;
 }
@@ -927,6 +998,8 @@ static void tracker_free(tracker *t)
     kith_free(t->fcur);
     kith_free(t->fend);
     kith_free(t->lvmap);
+    kith_free(t->uw_start);
+    kith_free(t->uw_bid);
     kith_free(t->cur_version);
 }
 
@@ -1034,7 +1107,7 @@ int walker_run(const oplog *log, const uint32_t *from, size_t nfrom, size_t from
     int rc;
     if (!want_spans) {
         bool done = false;
-        rc = graph_diff(log, from, nfrom, to, nto, false, &sp);
+        rc = graph_diff(log, from, nfrom, to, nto, DIFF_SHARED, &sp, NULL);
         if (rc == KITH_OK)
             rc = linear_path(log, from, nfrom, from_len, &sp, out, &done);
         kith_free(sp.v);
@@ -1049,7 +1122,11 @@ int walker_run(const oplog *log, const uint32_t *from, size_t nfrom, size_t from
         kith_free(out->xf.ops);
         out->xf = (xf_list){0};
     }
-    rc = graph_diff(log, from, nfrom, to, nto, true, &sp);
+    /* Blame needs every char's id: walk from the start. A merge needs only
+     * the ops since the last version both sides descend from. */
+    uint32_t common = LV_NONE;
+    rc = graph_diff(log, from, nfrom, to, nto, want_spans ? DIFF_ROOT : DIFF_CRITICAL, &sp,
+                    &common);
     if (rc)
         goto fail;
     bool any_new = false;
@@ -1057,10 +1134,35 @@ int walker_run(const oplog *log, const uint32_t *from, size_t nfrom, size_t from
         any_new |= sp.v[i].flag == F_B;
     if (!any_new && !want_spans)
         goto done;
-    t.lvmap = kith_malloc((log->n ? log->n : 1) * sizeof(uint32_t));
+    t.base = log->n;
+    for (size_t i = 0; i < sp.n; i++)
+        if (sp.v[i].a < t.base)
+            t.base = sp.v[i].a;
+    t.lvmap = kith_malloc((log->n - t.base + 1) * sizeof(uint32_t));
     if (!t.lvmap) {
         rc = KITH_ENOMEM;
         goto fail;
+    }
+    if (common != LV_NONE) {
+        /* The text at the common version, as one placeholder item. */
+        uint32_t bid;
+        item ph = {.id = UW_BASE, .len = UW_LEN, .ol = LV_NONE, .orr = LV_NONE,
+                   .state = INS, .gone = 0};
+        if (new_block(&t, &bid) ||
+            kith_grow((void **)&t.order, &t.caporder, 1, sizeof(uint32_t)) ||
+            kith_grow((void **)&t.cur_version, &t.capcur, 1, sizeof(uint32_t))) {
+            rc = KITH_ENOMEM;
+            goto fail;
+        }
+        t.order[0] = bid;
+        t.norder = 1;
+        t.pool[bid]->it[0] = ph;
+        t.pool[bid]->n = 1;
+        t.pool[bid]->cur = t.pool[bid]->end = UW_LEN;
+        if ((rc = fen_rebuild(&t)) || (rc = uw_set(&t, UW_BASE, bid)))
+            goto fail;
+        t.cur_version[0] = common;
+        t.ncur = 1;
     }
     /* The text at @from already holds every op in from's history: replay
      * those first without output, then the new ones (a valid topological
