@@ -829,6 +829,10 @@ static int graph_diff(const oplog *log, const uint32_t *A, size_t na, const uint
                 nonshared--;
             e.flag |= d.flag;
         }
+        if (mode == DIFF_CRITICAL && n == 0 && e.flag == F_SHARED && !reached_root) {
+            *common = e.lv; /* the paths met here */
+            break;
+        }
         const graph_run *g = oplog_find_graph(log, e.lv);
         uint32_t lo = g->lv;
         bool stop_inside = n > 0 && h[0].lv >= g->lv;
