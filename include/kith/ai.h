@@ -204,6 +204,18 @@ KITH_API int kith_chat_format(const kith_model *m, const struct kith_chat_msg *m
  * then clears the KV cache of @c. */
 KITH_API int kith_embed(kith_ctx *c, const char *text, float *out, size_t n_out);
 
+/* Progress of a long operation: @done of @total steps. */
+typedef void (*kith_progress_fn)(void *ud, size_t done, size_t total);
+
+/* Writes @out_path: the model at @in_path with its weight matrices converted
+ * to @type ("Q8_0", "Q4_0", "Q4_K", "Q4_K_M", "Q6_K", "F16"); metadata and
+ * other tensors are copied. @progress (may be NULL) is called per tensor.
+ * The output is written through a temporary file, so a failure leaves no
+ * partial file. Errors: KITH_EINVAL (unknown type), the reader's and writer's
+ * errors, with @err naming the problem. */
+KITH_API int kith_model_quantize(const char *in_path, const char *out_path, const char *type,
+                                 kith_progress_fn progress, void *ud, char *err, size_t errlen);
+
 /* ==== end model ==== */
 
 #endif

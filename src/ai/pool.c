@@ -49,7 +49,7 @@ static void *worker_main(void *varg)
     ai_pool *p = wa->p;
     int ith = wa->ith;
     kith_free(wa);
-    unsigned seen = atomic_load(&p->gen);
+    unsigned seen = 0; /* the generation at creation: jobs published before this thread ran still count */
     for (;;) {
         unsigned g = seen;
         for (int i = 0; i < SPIN_ITERS; i++) {

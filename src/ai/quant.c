@@ -64,6 +64,15 @@ const struct quant_kernels *quant_kernels_named(const char *name)
     return NULL;
 }
 
+int quant_kernels_set(const char *name)
+{
+    const struct quant_kernels *k = quant_kernels_named(name);
+    if (!k)
+        return KITH_EUNSUPPORTED;
+    k_best = k;
+    return 0;
+}
+
 const struct quant_kernels *quant_kernels(void)
 {
     pthread_once(&k_once, kernels_init);

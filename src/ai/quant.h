@@ -187,6 +187,10 @@ struct quant_kernels {
  * KITH_AI_KERNELS=scalar|avx2|avx512 in the environment forces a lower level
  * (for tests and benchmarks). Static storage. */
 const struct quant_kernels *quant_kernels(void);
+/* Makes @name the level quant_kernels() returns from now on (tests and
+ * benchmarks compare levels; not to be called while a model runs). 0, or
+ * KITH_EUNSUPPORTED if this CPU cannot run it. */
+int quant_kernels_set(const char *name);
 /* A named level, or NULL if this CPU cannot run it. */
 const struct quant_kernels *quant_kernels_named(const char *name);
 

@@ -438,26 +438,26 @@ void quant_ref_quantize_row(uint32_t type, const float *src, void *dst, size_t n
 
 static float dot_f32(size_t n, const float *w, const float *a)
 {
-    float s = 0;
+    double s = 0; /* as ggml's scalar code: the oracle should be the accurate one */
     for (size_t i = 0; i < n; i++)
-        s += w[i] * a[i];
-    return s;
+        s += (double)w[i] * a[i];
+    return (float)s;
 }
 
 static float dot_f16(size_t n, const uint16_t *w, const uint16_t *a)
 {
-    float s = 0;
+    double s = 0; /* as ggml's scalar code: the oracle should be the accurate one */
     for (size_t i = 0; i < n; i++)
-        s += quant_f16_to_f32(w[i]) * quant_f16_to_f32(a[i]);
-    return s;
+        s += (double)quant_f16_to_f32(w[i]) * quant_f16_to_f32(a[i]);
+    return (float)s;
 }
 
 static float dot_bf16(size_t n, const uint16_t *w, const uint16_t *a)
 {
-    float s = 0;
+    double s = 0; /* as ggml's scalar code: the oracle should be the accurate one */
     for (size_t i = 0; i < n; i++)
-        s += quant_bf16_to_f32(w[i]) * quant_bf16_to_f32(a[i]);
-    return s;
+        s += (double)quant_bf16_to_f32(w[i]) * quant_bf16_to_f32(a[i]);
+    return (float)s;
 }
 
 static float dot_q8_0(size_t n, const blk_q8_0 *x, const blk_q8_0 *y)

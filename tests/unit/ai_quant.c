@@ -1,0 +1,189 @@
+/*
+ * Kernel tests: f16/bf16 conversion, quantize/dequantize round trips within
+ * each format's error, dot products consistent with dequantize-then-dot, and
+ * every SIMD level this CPU runs agreeing with the scalar oracle (activation
+ * roundings byte for byte, dot products within float tolerance).
+ */
+#include <math.h>
+
+#include "ai/quant.h"
+#include "kith/kith.h"
+#include "tt.h"
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) /* uniform [-1, 1) */
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)(rng >> 40) / (float)(1u << 23) - 1.0f;
+}
+
+static void fill(float *x, size_t n, float scale)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = scale * frand();
+    /* a few outliers, as real activations have */
+    x[n / 3] *= 8;
+    x[n / 2] = -x[n / 2] * 5;
+}
+
+#define N 1024
+
+TT_TEST(f16_conversion)
+{
+    /* every f16 value survives f16 -> f32 -> f16 */
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff))
+            continue; /* nan payloads */
+        TT_EQ(quant_f32_to_f16(quant_f16_to_f32((uint16_t)h)), h);
+    }
+    /* rounding to nearest even, overflow, subnormals */
+    TT_EQ(quant_f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);          /* tie -> even */
+    TT_EQ(quant_f32_to_f16(1.0f + 3.0f / 2048), 0x3c02);          /* tie -> even */
+    TT_EQ(quant_f32_to_f16(65520.f), 0x7c00);
+    TT_EQ(quant_f32_to_f16(65519.f), 0x7bff);
+    TT_EQ(quant_f32_to_f16(5.9604645e-08f), 0x0001);
+    TT_EQ(quant_f32_to_f16(2.0e-8f), 0x0000);
+    TT_EQ(quant_f32_to_f16(-0.0f), 0x8000);
+    TT_EQ(quant_f32_to_bf16(1.0f), 0x3f80);
+    TT_NEAR(quant_bf16_to_f32(quant_f32_to_bf16(3.14159f)), 3.14159, 0.02);
+    /* the F16C converter is compared with this one in simd_matches_scalar */
+}
+
+struct fmt {
+    uint32_t type;
+    double max_rel_rmse; /* rmse of the round trip / rms of the input */
+};
+
+static const struct fmt fmts[] = {
+    {GGML_TYPE_F32, 0},        {GGML_TYPE_F16, 1e-3},    {GGML_TYPE_BF16, 8e-3},
+    {GGML_TYPE_Q8_0, 0.01},    {GGML_TYPE_Q4_0, 0.12},   {GGML_TYPE_Q4_K, 0.09},
+    {GGML_TYPE_Q5_K, 0.045},   {GGML_TYPE_Q6_K, 0.025},  {GGML_TYPE_Q8_K, 0.02},
+};
+
+TT_TEST(round_trips)
+{
+    static float x[N], y[N];
+    static uint8_t q[N * 4];
+    fill(x, N, 1.0f);
+    double rms = 0;
+    for (int i = 0; i < N; i++)
+        rms += (double)x[i] * x[i];
+    rms = sqrt(rms / N);
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
+        quant_ref_quantize_row(fmts[f].type, x, q, N);
+        quant_ref_dequant_row(fmts[f].type, q, y, N);
+        double se = 0;
+        for (int i = 0; i < N; i++)
+            se += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+        double rel = sqrt(se / N) / rms;
+        if (rel > fmts[f].max_rel_rmse)
+            TT_FAIL_("%s: relative rmse %g over %g", gguf_ggml_type_name(fmts[f].type), rel,
+                     fmts[f].max_rel_rmse);
+    }
+    /* all zeros stay zero */
+    static float z[N];
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
+        quant_ref_quantize_row(fmts[f].type, z, q, N);
+        quant_ref_dequant_row(fmts[f].type, q, y, N);
+        for (int i = 0; i < N; i++)
+            TT_NEAR(y[i], 0, 0);
+    }
+}
+
+static const uint32_t weight_types[] = {GGML_TYPE_F32,  GGML_TYPE_F16,  GGML_TYPE_BF16,
+                                        GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q5_0,
+                                        GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+
+/* Weights of @type from @x; Q5_0 (no quantizer) from random bytes. */
+static void make_weights(uint32_t type, const float *x, uint8_t *w)
+{
+    if (type == GGML_TYPE_Q5_0) {
+        blk_q5_0 *b = (blk_q5_0 *)w;
+        for (int i = 0; i < N / QK; i++) {
+            b[i].d = quant_f32_to_f16(0.01f + 0.05f * fabsf(frand()));
+            for (int j = 0; j < 4; j++)
+                b[i].qh[j] = (uint8_t)(rng >> (8 * j));
+            for (int j = 0; j < QK / 2; j++) {
+                frand();
+                b[i].qs[j] = (uint8_t)rng;
+            }
+        }
+    } else {
+        quant_ref_quantize_row(type, x, w, N);
+    }
+}
+
+TT_TEST(dot_matches_dequantized)
+{
+    static float x[N], a[N], wd[N], ad[N];
+    static uint8_t w[N * 4], qa[N * 4];
+    fill(x, N, 1.0f);
+    fill(a, N, 2.0f);
+    for (size_t t = 0; t < sizeof weight_types / sizeof weight_types[0]; t++) {
+        uint32_t type = weight_types[t], dt = quant_dot_type(type);
+        make_weights(type, x, w);
+        quant_kernels_named("scalar")->act[dt](a, qa, N);
+        quant_ref_dequant_row(type, w, wd, N);
+        quant_ref_dequant_row(dt, qa, ad, N);
+        double ref = 0, mag = 0;
+        for (int i = 0; i < N; i++) {
+            ref += (double)wd[i] * ad[i];
+            mag += fabs((double)wd[i] * ad[i]);
+        }
+        double got = quant_ref_dot(type, N, w, qa);
+        if (fabs(got - ref) > 1e-5 * mag + 1e-6)
+            TT_FAIL_("%s: dot %g, dequantized dot %g", gguf_ggml_type_name(type), got, ref);
+    }
+}
+
+TT_TEST(simd_matches_scalar)
+{
+    static float x[N], a[N];
+    static uint8_t w[N * 4], qa_ref[N * 4], qa[N * 4];
+    const char *levels[] = {"avx2", "avx512"};
+    const struct quant_kernels *ref = quant_kernels_named("scalar");
+    int tested = 0;
+    for (size_t lv = 0; lv < 2; lv++) {
+        const struct quant_kernels *k = quant_kernels_named(levels[lv]);
+        if (!k)
+            continue;
+        tested++;
+        for (int rep = 0; rep < 20; rep++) {
+            fill(x, N, 1.0f);
+            fill(a, N, rep % 2 ? 0.01f : 3.0f);
+            for (size_t t = 0; t < sizeof weight_types / sizeof weight_types[0]; t++) {
+                uint32_t type = weight_types[t], dt = quant_dot_type(type);
+                make_weights(type, x, w);
+                size_t ab = quant_row_bytes(dt, N);
+                ref->act[dt](a, qa_ref, N);
+                k->act[dt](a, qa, N);
+                if (memcmp(qa, qa_ref, ab))
+                    TT_FAIL_("%s: activation rounding to %s differs from scalar", k->name,
+                             gguf_ggml_type_name(dt));
+                double r = ref->dot[type](N, w, qa), s = k->dot[type](N, w, qa);
+                double mag = 0;
+                static float wd[N], ad[N];
+                quant_ref_dequant_row(type, w, wd, N);
+                quant_ref_dequant_row(dt, qa, ad, N);
+                for (int i = 0; i < N; i++)
+                    mag += fabs((double)wd[i] * ad[i]);
+                if (fabs(r - s) > 1e-5 * mag + 1e-7)
+                    TT_FAIL_("%s %s: %.9g vs scalar %.9g", k->name, gguf_ggml_type_name(type), s, r);
+                if (k->dot4[type]) {
+                    float o[4];
+                    k->dot4[type](N, w, qa, 0, 4, o);
+                    for (int i = 0; i < 4; i++)
+                        if (fabs(o[i] - s) > 1e-5 * mag + 1e-7)
+                            TT_FAIL_("%s %s dot4: %.9g vs %.9g", k->name,
+                                     gguf_ggml_type_name(type), o[i], s);
+                }
+            }
+        }
+    }
+    printf("     (%d SIMD levels tested; best: %s)\n", tested, quant_kernels()->name);
+}
+
+TT_MAIN(TT_CASE(f16_conversion), TT_CASE(round_trips), TT_CASE(dot_matches_dequantized),
+        TT_CASE(simd_matches_scalar))
