@@ -246,7 +246,8 @@ static void drop_bad_ops(kith_doc *doc, uint32_t bad)
 int doc_merge_lvs(kith_doc *doc, const uint32_t *to, size_t nto)
 {
     walk_out w;
-    int rc = walker_run(&doc->log, doc->version, doc->nversion, doc->text.total_cp, to, nto, false, &w);
+    int rc = walker_run(&doc->log, doc->version, doc->nversion, doc->text.total_cp, to, nto,
+                        false, &w);
     if (rc) {
         if (rc == KITH_ERANGE) {
             name_bad_op(doc, w.bad_lv, "merge");
@@ -254,17 +255,30 @@ int doc_merge_lvs(kith_doc *doc, const uint32_t *to, size_t nto)
         }
         return rc;
     }
-    rc = doc_apply_xf(doc, &w.xf);
-    walk_out_free(&w);
-    if (rc)
-        return rc;
-    size_t n = doc->nversion + nto;
-    if (kith_grow((void **)&doc->version, &doc->capversion, n, sizeof(uint32_t)))
+    /* The new version first: once the text changes nothing may fail. */
+    size_t n = doc->nversion + nto, cap = n + 1;
+    uint32_t *nv = kith_malloc(cap * sizeof(uint32_t));
+    if (!nv) {
+        walk_out_free(&w);
         return KITH_ENOMEM;
+    }
+    if (doc->nversion)
+        memcpy(nv, doc->version, doc->nversion * sizeof(uint32_t));
     if (nto)
-        memcpy(doc->version + doc->nversion, to, nto * sizeof(uint32_t));
+        memcpy(nv + doc->nversion, to, nto * sizeof(uint32_t));
+    rc = frontier_reduce(&doc->log, nv, &n);
+    if (rc == KITH_OK)
+        rc = doc_apply_xf(doc, &w.xf);
+    walk_out_free(&w);
+    if (rc) {
+        kith_free(nv);
+        return rc;
+    }
+    kith_free(doc->version);
+    doc->version = nv;
     doc->nversion = n;
-    return frontier_reduce(&doc->log, doc->version, &doc->nversion);
+    doc->capversion = cap;
+    return KITH_OK;
 }
 
 int kith_doc_merge(kith_doc *doc, const kith_id *v, size_t n)

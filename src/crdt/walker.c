@@ -887,30 +887,79 @@ bool version_contains(const oplog *log, const uint32_t *v, size_t n, uint32_t lv
     return !only_b;
 }
 
+/*
+ * Reduces a set of LVs to its frontier in one walk down the graph from the
+ * highest: a member that is reached from another one (through parents, or
+ * lower in the same chain) is an ancestor and is dropped. The walk stops
+ * below the lowest member.
+ */
 int frontier_reduce(const oplog *log, uint32_t *v, size_t *n)
 {
-    size_t w = 0;
+    if (*n <= 1)
+        return KITH_OK;
+    enum { HEAD = 1, REACHED = 2 };
+    size_t cap = *n * 2 + 16, hn = 0;
+    hent *h = kith_malloc(cap * sizeof(hent));
+    uint8_t *dominated = kith_calloc(*n, 1);
+    if (!h || !dominated) {
+        kith_free(h);
+        kith_free(dominated);
+        return KITH_ENOMEM;
+    }
+    uint32_t lowest = v[0];
     for (size_t i = 0; i < *n; i++) {
-        bool dominated = false, dup = false;
+        heap_push(h, &hn, (hent){v[i], HEAD});
+        if (v[i] < lowest)
+            lowest = v[i];
+    }
+    int rc = KITH_OK;
+    while (hn > 0 && h[0].lv >= lowest) {
+        hent e = heap_pop(h, &hn);
+        while (hn > 0 && h[0].lv == e.lv)
+            e.flag |= heap_pop(h, &hn).flag;
+        if (e.flag & REACHED)
+            for (size_t i = 0; i < *n; i++)
+                if (v[i] == e.lv)
+                    dominated[i] = 1;
+        const graph_run *g = oplog_find_graph(log, e.lv);
+        size_t need = hn + g->npar + 2;
+        if (need > cap) {
+            cap = need * 2;
+            hent *nh = kith_realloc(h, cap * sizeof(hent));
+            if (!nh) {
+                rc = KITH_ENOMEM;
+                break;
+            }
+            h = nh;
+        }
+        if (hn > 0 && h[0].lv >= g->lv) {
+            heap_push(h, &hn, (hent){h[0].lv, REACHED}); /* lower in this chain */
+        } else {
+            for (uint32_t k = 0; k < g->npar; k++)
+                if (log->par[g->poff + k] >= lowest)
+                    heap_push(h, &hn, (hent){log->par[g->poff + k], REACHED});
+        }
+    }
+    size_t w = 0;
+    for (size_t i = 0; rc == KITH_OK && i < *n; i++) {
+        bool dup = false;
         for (size_t j = 0; j < w; j++)
-            if (v[j] == v[i])
-                dup = true;
-        if (dup)
-            continue;
-        for (size_t j = 0; j < *n && !dominated; j++)
-            if (j != i && v[j] != v[i] && v[j] > v[i] && version_contains(log, &v[j], 1, v[i]))
-                dominated = true;
-        if (!dominated)
+            dup |= v[j] == v[i];
+        if (!dominated[i] && !dup)
             v[w++] = v[i];
     }
-    *n = w;
-    for (size_t i = 1; i < w; i++) /* insertion sort: frontiers are tiny */
-        for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
-            uint32_t tmp = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = tmp;
-        }
-    return KITH_OK;
+    if (rc == KITH_OK) {
+        *n = w;
+        for (size_t i = 1; i < w; i++) /* insertion sort: frontiers are small */
+            for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+                uint32_t tmp = v[j];
+                v[j] = v[j - 1];
+                v[j - 1] = tmp;
+            }
+    }
+    kith_free(h);
+    kith_free(dominated);
+    return rc;
 }
 
 /* Sets the prepare version to the parents of op @lv. */
