@@ -1042,6 +1042,135 @@ static int replay(tracker *t, uint32_t a, uint32_t b, bool emit, xf_list *x)
     return KITH_OK;
 }
 
+/* A chain of ops to replay in one go: part of one graph run. */
+typedef struct unit {
+    uint32_t a, b;
+    uint32_t indeg;
+    uint32_t coff, nchild; /* children in a CSR array */
+} unit;
+
+static size_t unit_of(const unit *u, size_t n, uint32_t lv)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (lv < u[mid].a)
+            hi = mid;
+        else if (lv >= u[mid].b)
+            lo = mid + 1;
+        else
+            return mid;
+    }
+    return SIZE_MAX;
+}
+
+/* Parents of the first op of @u (one or the graph run's). */
+static const uint32_t *unit_parents(const oplog *log, const unit *u, uint32_t *one, size_t *n)
+{
+    const graph_run *g = oplog_find_graph(log, u->a);
+    if (u->a == g->lv) {
+        *n = g->npar;
+        return log->par + g->poff;
+    }
+    *one = u->a - 1;
+    *n = 1;
+    return one;
+}
+
+/*
+ * Replays the spans of one kind (the ops the text at @from holds, or the
+ * new ones) in a topological order that follows branches: after a chain,
+ * its children come next (a stack, not LV order). Consecutive chains are
+ * then mostly parent and child, so moving the prepare version between them
+ * is short even when many branches interleave in LV order.
+ */
+static int replay_in_order(tracker *t, const spans *sp, bool emit, xf_list *x)
+{
+    const oplog *log = t->log;
+    unit *u = NULL;
+    size_t nu = 0, cap = 0;
+    uint32_t *child = NULL, *stack = NULL;
+    int rc = KITH_OK;
+    for (size_t i = sp->n; i-- > 0;) { /* spans are newest first */
+        if ((sp->v[i].flag == F_B) != emit)
+            continue;
+        for (uint32_t a = sp->v[i].a; a < sp->v[i].b;) {
+            const graph_run *g = oplog_find_graph(log, a);
+            uint32_t b = g->lv + g->len < sp->v[i].b ? g->lv + g->len : sp->v[i].b;
+            if (kith_grow((void **)&u, &cap, nu + 1, sizeof(unit))) {
+                rc = KITH_ENOMEM;
+                goto out;
+            }
+            u[nu++] = (unit){a, b, 0, 0, 0};
+            a = b;
+        }
+    }
+    if (nu == 0)
+        goto out;
+    /* Edges parent unit -> child unit, within this kind. */
+    size_t nedges = 0;
+    for (size_t i = 0; i < nu; i++) {
+        uint32_t one;
+        size_t np;
+        const uint32_t *par = unit_parents(log, &u[i], &one, &np);
+        for (size_t k = 0; k < np; k++) {
+            size_t p = unit_of(u, nu, par[k]);
+            if (p != SIZE_MAX) {
+                u[p].nchild++;
+                u[i].indeg++;
+                nedges++;
+            }
+        }
+    }
+    child = kith_malloc((nedges + 1) * sizeof(uint32_t));
+    stack = kith_malloc((nu + 1) * sizeof(uint32_t));
+    if (!child || !stack) {
+        rc = KITH_ENOMEM;
+        goto out;
+    }
+    uint32_t off = 0;
+    for (size_t i = 0; i < nu; i++) {
+        u[i].coff = off;
+        off += u[i].nchild;
+        u[i].nchild = 0;
+    }
+    for (size_t i = 0; i < nu; i++) {
+        uint32_t one;
+        size_t np;
+        const uint32_t *par = unit_parents(log, &u[i], &one, &np);
+        for (size_t k = 0; k < np; k++) {
+            size_t p = unit_of(u, nu, par[k]);
+            if (p != SIZE_MAX)
+                child[u[p].coff + u[p].nchild++] = (uint32_t)i;
+        }
+    }
+    size_t top = 0;
+    for (size_t i = nu; i-- > 0;) /* lowest LV on top */
+        if (u[i].indeg == 0)
+            stack[top++] = (uint32_t)i;
+    size_t done = 0;
+    while (top > 0) {
+        const unit *c = &u[stack[--top]];
+        rc = replay(t, c->a, c->b, emit, x);
+        if (rc)
+            goto out;
+        done++;
+        /* Children readied last are replayed first: stay on the branch. */
+        for (uint32_t k = c->nchild; k-- > 0;) {
+            unit *ch = &u[child[c->coff + k]];
+            if (--ch->indeg == 0)
+                stack[top++] = child[c->coff + k];
+        }
+    }
+    if (done != nu)
+        rc = KITH_ECORRUPT; /* a cycle: cannot happen with LV-ordered parents */
+out:
+    kith_free(u);
+    kith_free(child);
+    kith_free(stack);
+    return rc;
+}
+
 static void tracker_free(tracker *t)
 {
     for (size_t i = 0; i < t->npool; i++)
@@ -1221,12 +1350,9 @@ int walker_run(const oplog *log, const uint32_t *from, size_t nfrom, size_t from
      * those first without output, then the new ones (a valid topological
      * order: nothing in from's history descends from a new op). Spans are
      * newest first, so walk them backwards. */
-    for (size_t i = sp.n; i-- > 0;)
-        if (sp.v[i].flag != F_B && (rc = replay(&t, sp.v[i].a, sp.v[i].b, false, &out->xf)))
-            goto fail;
-    for (size_t i = sp.n; i-- > 0;)
-        if (sp.v[i].flag == F_B && (rc = replay(&t, sp.v[i].a, sp.v[i].b, true, &out->xf)))
-            goto fail;
+    if ((rc = replay_in_order(&t, &sp, false, &out->xf)) ||
+        (rc = replay_in_order(&t, &sp, true, &out->xf)))
+        goto fail;
     if (want_spans && (rc = collect_spans(&t, out)))
         goto fail;
 done:
