@@ -83,7 +83,11 @@ KITH_API KITH_NODISCARD int kith_doc_commit(kith_doc *doc, int64_t time_ms, cons
  * @pos, then insert @ins (@ins_len bytes) there. The text is not changed
  * until kith_doc_merge brings the edit in. On success *last is the id of the
  * edit's last operation (pass it as parents of the next edit), unless the
- * edit was empty, in which case *last is left alone.
+ * edit was empty, in which case *last is left alone. The range is checked
+ * against the text at @parents (KITH_ERANGE) when that length is known
+ * without a merge: the empty version, the text's own, or any single
+ * operation. At a version where concurrent branches meet it is checked by
+ * kith_doc_merge, which then reports and drops the edit.
  */
 KITH_API KITH_NODISCARD int kith_doc_edit_at(kith_doc *doc, kith_agent agent,
                                              const kith_id *parents, size_t nparents,
@@ -167,7 +171,9 @@ KITH_API KITH_NODISCARD int kith_doc_version_parse(kith_doc *doc, const char *s,
 KITH_API KITH_NODISCARD int kith_doc_encode(kith_doc *doc, uint8_t **out /* OUT */,
                                             size_t *len /* OUT */);
 
-/* Decodes a whole-document encoding. Any malformed input returns an error and
+/* Decodes a whole-document encoding (a replica's own saved document: the
+ * text it caches is trusted, so loading needs no replay; give anything from
+ * a peer to kith_doc_apply instead). Any malformed input returns an error and
  * leaves *out NULL. On success the caller frees *out with kith_doc_free. */
 KITH_API KITH_NODISCARD int kith_doc_decode(const uint8_t *buf, size_t len,
                                             kith_doc **out /* OUT */);
