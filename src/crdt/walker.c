@@ -556,10 +556,10 @@ static int apply_ins(tracker *t, uint32_t lv, uint32_t pos, uint32_t len, bool e
                 break;
             const item *other = &t->pool[t->order[io]]->it[is];
             int64_t oleft = key_of(t, other->ol, -1);
-            int64_t oright = key_of(t, other->orr, INT64_MAX);
             if (oleft < kleft)
                 break;
             if (oleft == kleft) {
+                int64_t oright = key_of(t, other->orr, INT64_MAX);
                 if (oright < kright) {
                     scanning = true;
                 } else if (oright == kright) {
