@@ -30,7 +30,8 @@ size_t kith_varint_put(uint8_t *buf, uint64_t v);
 size_t kith_varint_get(const uint8_t *p, size_t avail, uint64_t *out);
 static inline uint64_t kith_zigzag(int64_t v)
 {
-    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    /* All ones for negative values, without shifting a signed value. */
+    return ((uint64_t)v << 1) ^ (v < 0 ? UINT64_MAX : 0);
 }
 static inline int64_t kith_unzigzag(uint64_t v)
 {
