@@ -929,6 +929,37 @@ fail:
     return rc;
 }
 
+/* Bytes of the first @cps code points of valid UTF-8 @s: ASCII eight bytes
+ * at a time. */
+static size_t utf8_bytes_of(const char *s, uint32_t cps)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t b = 0;
+    while (cps >= 8) {
+        uint64_t w;
+        memcpy(&w, u + b, 8);
+        if (w & 0x8080808080808080ull)
+            break;
+        b += 8;
+        cps -= 8;
+    }
+    while (cps--) {
+        unsigned x = u[b];
+        b += x < 0x80 ? 1 : (x & 0xe0) == 0xc0 ? 2 : (x & 0xf0) == 0xe0 ? 3 : 4;
+        if (cps >= 8 && x < 0x80) { /* back to words after a non-ASCII char */
+            uint64_t w;
+            while (cps >= 8) {
+                memcpy(&w, u + b, 8);
+                if (w & 0x8080808080808080ull)
+                    break;
+                b += 8;
+                cps -= 8;
+            }
+        }
+    }
+    return b;
+}
+
 /*
  * A whole document into an empty one: the decoded tables become the log's
  * tables directly, run by run, with no per-op work. Equivalent to
@@ -967,19 +998,9 @@ static int decode_bulk(kith_doc *doc, decoded *d)
                                          .back = (uint8_t)(o->back && o->len > 1),
                                          .content = (uint32_t)coff,
                                          .len0 = LEN_UNKNOWN};
-        if (o->kind == OP_INS) {
-            const unsigned char *c = (const unsigned char *)d->content + coff;
-            size_t b = 0;
-            if (d->ncontent == d->nins_cps) {
-                b = o->len;
-            } else {
-                for (uint32_t j = 0; j < o->len; j++) {
-                    unsigned x = c[b];
-                    b += x < 0x80 ? 1 : (x & 0xe0) == 0xc0 ? 2 : (x & 0xf0) == 0xe0 ? 3 : 4;
-                }
-            }
-            coff += b;
-        }
+        if (o->kind == OP_INS)
+            coff += d->ncontent == d->nins_cps ? o->len
+                                               : utf8_bytes_of(d->content + coff, o->len);
         lv += o->len;
     }
     if (d->ncontent)
@@ -1029,12 +1050,17 @@ static int decode_bulk(kith_doc *doc, decoded *d)
         while (gi + 1 < log->ngruns && log->gruns[gi + 1].lv <= r->lv)
             gi++;
         const graph_run *g = &log->gruns[gi];
-        if (r->lv == g->lv)
+        if (r->lv == g->lv) {
             r->len0 = g->npar == 0   ? 0
                       : g->npar == 1 ? oplog_len_after(log, log->par[g->poff])
                                      : LEN_UNKNOWN;
-        else
-            r->len0 = oplog_len_after(log, r->lv - 1);
+        } else {
+            /* The op before is the last of the previous run: no search. */
+            const op_run *p = r - 1;
+            r->len0 = p->len0 == LEN_UNKNOWN                  ? LEN_UNKNOWN
+                      : p->kind == OP_INS                     ? p->len0 + p->len
+                      : p->len0 >= p->len ? p->len0 - p->len : LEN_UNKNOWN;
+        }
     }
     lv = 0;
     for (size_t i = 0; i < d->nchanges; i++) {
