@@ -223,5 +223,16 @@ int main(int argc, char **argv)
     fclose(f);
     fprintf(stderr, "bench_make_trace: %d agents, %ld txns, final text %zu bytes, %zu heads\n",
             nagents, ntxns, text_len, nv);
+    kith_free(v);
+    kith_free(text);
+    for (int i = 0; i < nagents; i++)
+        kith_doc_free(rep[i]);
+    for (long t = 0; t < ntxns; t++)
+        free(tx[t].parents);
+    free(rep);
+    free(me);
+    free(tx);
+    free(map.key);
+    free(map.val);
     return 0;
 }
