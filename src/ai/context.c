@@ -57,6 +57,19 @@ static size_t max_act_row(const kith_model *m)
     return best;
 }
 
+static size_t max_k(const kith_model *m)
+{
+    size_t best = (size_t)m->output.k;
+    for (int l = 0; l < m->n_layer; l++) {
+        const struct ai_layer *L = &m->layers[l];
+        const struct ai_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up,
+                                        &L->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            best = (size_t)ws[i]->k > best ? (size_t)ws[i]->k : best;
+    }
+    return best;
+}
+
 static int check_act_blocks(const kith_model *m)
 {
     /* activations quantized in blocks need k to be a multiple of that block */
@@ -108,6 +121,7 @@ int kith_ctx_new(kith_model *m, const struct kith_ctx_params *p, kith_ctx **out)
     size_t kv = (size_t)m->n_layer * (size_t)c->n_ctx * kvd;
     size_t half = (size_t)m->rope_dim / 2;
     c->qact_row_max = max_act_row(m);
+    c->tact_k_max = max_k(m);
     if (!(c->k_cache = kith_calloc(kv, sizeof(uint16_t))) ||
         !(c->v_cache = kith_calloc(kv, sizeof(uint16_t))) ||
         !(c->x = kith_malloc(B * d * sizeof(float))) ||
@@ -121,6 +135,7 @@ int kith_ctx_new(kith_model *m, const struct kith_ctx_params *p, kith_ctx **out)
         !(c->hb2 = kith_malloc(B * ff * sizeof(float))) ||
         !(c->scores = kith_malloc((size_t)c->n_threads * ((size_t)c->n_ctx + hd) * sizeof(float))) ||
         !(c->qact = kith_malloc(B * c->qact_row_max + 64)) ||
+        !(c->tact = kith_malloc(B * QUANT_TILE_BYTES(c->tact_k_max) + 64)) ||
         !(c->logits = kith_malloc(B * (size_t)m->n_vocab * sizeof(float))) ||
         !(c->rope_cos = kith_malloc((size_t)c->n_ctx * half * sizeof(float))) ||
         !(c->rope_sin = kith_malloc((size_t)c->n_ctx * half * sizeof(float))) ||
@@ -146,7 +161,7 @@ void kith_ctx_free(kith_ctx *c)
     ai_pool_free(c->pool);
     void *bufs[] = {c->k_cache, c->v_cache, c->x,      c->xb,       c->xb2,      c->q,
                     c->k,       c->v,       c->att,    c->hb,       c->hb2,      c->scores,
-                    c->qact,    c->logits,  c->rope_cos, c->rope_sin, c->embd_acc};
+                    c->qact,    c->tact,    c->logits,  c->rope_cos, c->rope_sin, c->embd_acc};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         kith_free(bufs[i]);
     kith_free(c);

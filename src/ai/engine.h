@@ -79,6 +79,8 @@ struct kith_ctx {
     float *scores;           /* [n_threads][n_ctx] */
     void *qact;              /* activation row(s) in the weights' dot type */
     size_t qact_row_max;     /* bytes of the largest quantized activation row */
+    void *tact;              /* activation rows prepared for the tile kernels */
+    size_t tact_k_max;       /* the longest row @tact has room for */
     float *logits;           /* [n_batch][n_vocab] */
     int n_logits;            /* rows of @logits valid after the last eval */
     int logits_all;

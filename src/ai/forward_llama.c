@@ -59,29 +59,101 @@ static void mm_worker(void *arg, int ith, int nth)
 
 struct act_task {
     quant_quantize_fn fn;
+    quant_tile_prep_fn prep;
     const float *x;
     int k, n;
     uint8_t *dst;
     size_t stride;
+    uint8_t *tdst;
+    size_t tstride;
 };
 
 static void act_worker(void *arg, int ith, int nth)
 {
     struct act_task *t = arg;
-    for (int j = ith; j < t->n; j += nth)
-        t->fn(t->x + (size_t)j * t->k, t->dst + (size_t)j * t->stride, (size_t)t->k);
+    for (int j = ith; j < t->n; j += nth) {
+        uint8_t *q = t->dst + (size_t)j * t->stride;
+        t->fn(t->x + (size_t)j * t->k, q, (size_t)t->k);
+        if (t->prep)
+            t->prep(q, t->tdst + (size_t)j * t->tstride, (size_t)t->k);
+    }
+}
+
+/* Tiled matmul: rows in contiguous chunks (a multiple of 4) handed out by an
+ * atomic counter; inside a chunk, columns in blocks of TILE_COLS so that the
+ * chunk's weights and the block's prepared activations stay in L2, and 4x4
+ * tiles within. Rows past the last multiple of 4 use the plain dot. */
+#define TILE_COLS 64
+
+struct tile_task {
+    const struct ai_weight *w;
+    const uint8_t *a, *ta; /* plain dot-type rows, prepared rows */
+    size_t a_stride, ta_stride;
+    int n, chunk;
+    float *y;
+    quant_tile_fn tile;
+    quant_dot_fn dot;
+    atomic_int next;
+};
+
+static void tile_worker(void *arg, int ith, int nth)
+{
+    struct tile_task *t = arg;
+    const struct ai_weight *w = t->w;
+    int m4 = w->m & ~3;
+    (void)ith;
+    (void)nth;
+    for (;;) {
+        int r0 = atomic_fetch_add_explicit(&t->next, t->chunk, memory_order_relaxed);
+        if (r0 >= w->m)
+            break;
+        int r1 = r0 + t->chunk < w->m ? r0 + t->chunk : w->m;
+        int t1 = r1 < m4 ? r1 : m4;
+        for (int c0 = 0; c0 < t->n; c0 += TILE_COLS) {
+            int c1 = c0 + TILE_COLS < t->n ? c0 + TILE_COLS : t->n;
+            for (int r = r0; r < t1; r += 4) {
+                const uint8_t *wr = w->data + (size_t)r * w->row_bytes;
+                for (int c = c0; c < c1; c += 4)
+                    t->tile((size_t)w->k, wr, w->row_bytes, t->ta + (size_t)c * t->ta_stride,
+                            t->ta_stride, c1 - c < 4 ? c1 - c : 4, t->y + (size_t)c * w->m + r,
+                            (size_t)w->m);
+            }
+            for (int r = t1 > r0 ? t1 : r0; r < r1; r++)
+                for (int c = c0; c < c1; c++)
+                    t->y[(size_t)c * w->m + r] = t->dot((size_t)w->k, w->data + (size_t)r * w->row_bytes,
+                                                        t->a + (size_t)c * t->a_stride);
+        }
+    }
+}
+
+static int mm_chunk(int m, int nth, int align)
+{
+    /* ~16 chunks per thread: when a neighbour takes a core, the threads
+     * still running pick up the chunks a descheduled one has not reached */
+    int chunk = m / (nth * 16);
+    if (chunk < 16)
+        chunk = 16;
+    chunk = (chunk + align - 1) / align * align;
+    return chunk < align ? align : chunk;
 }
 
 void ai_matmul(kith_ctx *c, const struct ai_weight *w, const float *x, int n, float *y)
 {
     const struct quant_kernels *K = quant_kernels();
     uint32_t dt = quant_dot_type(w->type);
+    int nth = ai_pool_threads(c->pool);
+    /* tile kernels without a tile_prep read the plain dot-type rows */
+    quant_tile_prep_fn prep = K->tile_prep[w->type];
+    int tiled = K->tile4[w->type] && w->k % 64 == 0 && w->m >= 4 &&
+                (!prep || (size_t)w->k <= c->tact_k_max);
     struct mm_task t = {.w = w, .n = n, .y = y, .dot = K->dot[w->type], .dot4 = K->dot4[w->type]};
     if (dt == GGML_TYPE_F32) {
         t.a = (const uint8_t *)x;
         t.a_stride = (size_t)w->k * sizeof(float);
     } else {
-        struct act_task at = {K->act[dt], x, w->k, n, c->qact, quant_row_bytes(dt, (size_t)w->k)};
+        struct act_task at = {K->act[dt], tiled ? prep : NULL, x, w->k, n,
+                              c->qact, quant_row_bytes(dt, (size_t)w->k), c->tact,
+                              QUANT_TILE_BYTES((size_t)w->k)};
         if (n >= 4)
             ai_pool_run(c->pool, act_worker, &at);
         else
@@ -89,13 +161,24 @@ void ai_matmul(kith_ctx *c, const struct ai_weight *w, const float *x, int n, fl
         t.a = c->qact;
         t.a_stride = at.stride;
     }
-    /* ~8 chunks per thread balances load when a core is busy elsewhere */
-    int nth = ai_pool_threads(c->pool);
-    t.chunk = w->m / (nth * 8);
-    if (t.chunk < 1)
-        t.chunk = 1;
+    int small = nth == 1 || (size_t)w->m * (size_t)w->k * (size_t)n < 32768;
+    if (tiled) {
+        struct tile_task tt = {.w = w, .a = c->qact, .ta = prep ? c->tact : c->qact,
+                               .a_stride = t.a_stride,
+                               .ta_stride = prep ? QUANT_TILE_BYTES((size_t)w->k) : t.a_stride,
+                               .n = n,
+                               .chunk = mm_chunk(w->m, nth, 4), .y = y,
+                               .tile = K->tile4[w->type], .dot = K->dot[w->type]};
+        atomic_init(&tt.next, 0);
+        if (small)
+            tile_worker(&tt, 0, 1);
+        else
+            ai_pool_run(c->pool, tile_worker, &tt);
+        return;
+    }
+    t.chunk = mm_chunk(w->m, nth, 1);
     atomic_init(&t.next, 0);
-    if (nth == 1 || (size_t)w->m * (size_t)w->k * (size_t)n < 32768)
+    if (small)
         mm_worker(&t, 0, 1);
     else
         ai_pool_run(c->pool, mm_worker, &t);
@@ -185,9 +268,7 @@ static void att_worker(void *arg, int ith, int nth)
         memset(out, 0, (size_t)hd * sizeof(float));
         for (int p = 0; p <= pos; p++) {
             const uint16_t *v = vc + (size_t)p * kvd + (size_t)kvh * hd;
-            float w = sc[p] * inv;
-            for (int d = 0; d < hd; d++)
-                out[d] += w * quant_f16_to_f32(v[d]);
+            K->axpy_f16((size_t)hd, sc[p] * inv, v, out);
         }
     }
 }

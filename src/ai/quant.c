@@ -23,6 +23,8 @@ static void fill_from(struct quant_kernels *k, const struct quant_kernels *base)
         if (!k->act[t])
             k->act[t] = base->act[t];
     }
+    if (!k->axpy_f16)
+        k->axpy_f16 = base->axpy_f16;
 }
 
 static void kernels_init(void)

@@ -166,6 +166,7 @@ void quant_ref_act_q8_0(const float *src, void *dst, size_t n);
 /* Dot product of @n elements: weight row @w of @type with an activation row
  * @a already in quant_dot_type(type). */
 float quant_ref_dot(uint32_t type, size_t n, const void *w, const void *a);
+void quant_ref_axpy_f16(size_t n, float s, const uint16_t *v, float *out);
 
 /* ---- run-time selected kernels ---- */
 
@@ -175,12 +176,29 @@ typedef float (*quant_dot_fn)(size_t n, const void *w, const void *a);
 typedef void (*quant_dot_multi_fn)(size_t n, const void *w, const void *a, size_t a_stride,
                                    int nr, float *out);
 typedef void (*quant_quantize_fn)(const float *src, void *dst, size_t n);
+/* Tile kernels (matrix x matrix): the activation rows, already rounded to
+ * the dot type (Q8_0), are rearranged once per matmul by tile_prep into a
+ * per-kernel layout of QUANT_TILE_BYTES(n) bytes (the block pairs in the
+ * order the kernel unpacks the weights, the scales as floats, the constant
+ * corrections precomputed). tile4 then dots 4 weight rows (w + r*w_stride)
+ * with @nc (1..4) prepared rows (a + c*a_stride): y[c*y_stride + r]. Each
+ * weight block is loaded and unpacked once for all the columns. @n must be
+ * a multiple of 64. */
+#define QUANT_TILE_BYTES(n) ((n) / 64 * 192)
+typedef void (*quant_tile_prep_fn)(const void *aq, void *dst, size_t n);
+typedef void (*quant_tile_fn)(size_t n, const void *w, size_t w_stride, const void *a,
+                              size_t a_stride, int nc, float *y, size_t y_stride);
+/* out[i] += s * v[i] for @n f16 values (attention's weighted sum of V). */
+typedef void (*quant_axpy_f16_fn)(size_t n, float s, const uint16_t *v, float *out);
 
 struct quant_kernels {
     const char *name;                        /* "scalar", "avx2", "avx512" */
     quant_dot_fn dot[GGML_TYPE_COUNT];       /* by weight type; NULL = unsupported */
     quant_dot_multi_fn dot4[GGML_TYPE_COUNT]; /* up to 4 rows; NULL = use dot[] */
     quant_quantize_fn act[GGML_TYPE_COUNT];  /* activation rounding, by dot type */
+    quant_tile_prep_fn tile_prep[GGML_TYPE_COUNT]; /* by weight type; NULL = no tiles */
+    quant_tile_fn tile4[GGML_TYPE_COUNT];
+    quant_axpy_f16_fn axpy_f16;
 };
 
 /* The best kernels for this CPU, chosen on the first call (thread-safe).

@@ -615,6 +615,12 @@ REF_ACT(F16)
 REF_ACT(BF16)
 REF_ACT(Q8_K)
 
+void quant_ref_axpy_f16(size_t n, float s, const uint16_t *v, float *out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] += s * quant_f16_to_f32(v[i]);
+}
+
 void quant_kernels_init_ref(struct quant_kernels *k)
 {
     memset(k, 0, sizeof *k);
@@ -633,4 +639,5 @@ void quant_kernels_init_ref(struct quant_kernels *k)
     k->act[GGML_TYPE_BF16] = ref_act_BF16;
     k->act[GGML_TYPE_Q8_0] = quant_ref_act_q8_0;
     k->act[GGML_TYPE_Q8_K] = ref_act_Q8_K;
+    k->axpy_f16 = quant_ref_axpy_f16;
 }

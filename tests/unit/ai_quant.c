@@ -185,5 +185,65 @@ TT_TEST(simd_matches_scalar)
     printf("     (%d SIMD levels tested; best: %s)\n", tested, quant_kernels()->name);
 }
 
+/* Tile kernels (4 weight rows x 1..4 activation rows) against the scalar
+ * dot of each pair, for every level and type that has them. */
+TT_TEST(tiles_match_scalar)
+{
+    enum { R = 4, C = 4 };
+    static float x[N], a[N];
+    static uint8_t w[R][N * 4], qa[C][N * 4], ta[C][QUANT_TILE_BYTES(N)];
+    const char *levels[] = {"avx2", "avx512"};
+    const struct quant_kernels *ref = quant_kernels_named("scalar");
+    int tested = 0;
+    for (size_t lv = 0; lv < 2; lv++) {
+        const struct quant_kernels *k = quant_kernels_named(levels[lv]);
+        if (!k)
+            continue;
+        for (size_t t = 0; t < sizeof weight_types / sizeof weight_types[0]; t++) {
+            uint32_t type = weight_types[t], dt = quant_dot_type(type);
+            if (!k->tile4[type])
+                continue;
+            tested++;
+            size_t wb = quant_row_bytes(type, N);
+            for (int rep = 0; rep < 10; rep++) {
+                uint8_t *wrows = malloc(wb * R);
+                TT_ASSERT(wrows != NULL);
+                for (int r = 0; r < R; r++) {
+                    fill(x, N, 1.0f);
+                    make_weights(type, x, w[r]);
+                    memcpy(wrows + (size_t)r * wb, w[r], wb);
+                }
+                for (int c = 0; c < C; c++) {
+                    fill(a, N, (rep + c) % 2 ? 0.01f : 3.0f);
+                    ref->act[dt](a, qa[c], N);
+                    if (k->tile_prep[type])
+                        k->tile_prep[type](qa[c], ta[c], N);
+                }
+                for (int nc = 1; nc <= C; nc++) {
+                    float y[C][R];
+                    if (k->tile_prep[type])
+                        k->tile4[type](N, wrows, wb, ta, sizeof ta[0], nc, &y[0][0], R);
+                    else
+                        k->tile4[type](N, wrows, wb, qa, sizeof qa[0], nc, &y[0][0], R);
+                    for (int c = 0; c < nc; c++)
+                        for (int r = 0; r < R; r++) {
+                            static float wd[N], ad[N];
+                            double mag = 0, s = ref->dot[type](N, w[r], qa[c]);
+                            quant_ref_dequant_row(type, w[r], wd, N);
+                            quant_ref_dequant_row(dt, qa[c], ad, N);
+                            for (int i = 0; i < N; i++)
+                                mag += fabs((double)wd[i] * ad[i]);
+                            if (fabs(y[c][r] - s) > 1e-5 * mag + 1e-6)
+                                TT_FAIL_("%s %s tile nc=%d (%d,%d): %.9g vs scalar %.9g", k->name,
+                                         gguf_ggml_type_name(type), nc, r, c, y[c][r], s);
+                        }
+                }
+                free(wrows);
+            }
+        }
+    }
+    printf("     (%d tile kernels tested)\n", tested);
+}
+
 TT_MAIN(TT_CASE(f16_conversion), TT_CASE(round_trips), TT_CASE(dot_matches_dequantized),
-        TT_CASE(simd_matches_scalar))
+        TT_CASE(simd_matches_scalar), TT_CASE(tiles_match_scalar))

@@ -12,7 +12,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,ssse3")))
 
 static float f16_lut[65536];
 
@@ -161,6 +161,355 @@ TGT static float dot_f16(size_t n, const void *wv, const void *av)
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+/* ---- tiles: 4 weight rows x up to 4 activation rows, two blocks per zmm ----
+ *
+ * Prepared activation layout, 192 bytes per pair of blocks (i, i+1):
+ *   [0, 64)    the 64 int8 quants in the order the kernel unpacks weights
+ *   [64, 128)  16 floats: each int32 lane's activation scale
+ *   [128, 192) 16 int32: a constant added to each lane (Q4_0: -8 * sum of the
+ *              lane's 4 quants, which turns the unsigned nibbles into q - 8)
+ * Q4_0 weights: the 16 packed bytes of both blocks make one ymm; its low and
+ * high nibbles make the zmm [i 0..15 | i+1 0..15 | i 16..31 | i+1 16..31],
+ * used unsigned by vpdpbusd. Q8_0 weights are signed, so the activations are
+ * stored offset by +128 (unsigned) and each weight pair's 128 * sum is
+ * subtracted: one vpdpbusd per (row, column) either way. */
+
+TGT static void tile_prep_q4_0(const void *aq, void *dst, size_t n)
+{
+    const blk_q8_0 *y = aq;
+    uint8_t *o = dst;
+    for (size_t i = 0; i < n / QK; i += 2, o += 192) {
+        __m256i a0 = LDY(y[i].qs), a1 = LDY(y[i + 1].qs);
+        __m512i q = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_permute2x128_si256(a0, a1, 0x20)),
+            _mm256_permute2x128_si256(a0, a1, 0x31), 1);
+        _mm512_storeu_si512(o, q);
+        __m512 d = _mm512_mask_blend_ps(0xF0F0, _mm512_set1_ps(f16_lut[y[i].d]),
+                                        _mm512_set1_ps(f16_lut[y[i + 1].d]));
+        _mm512_storeu_ps(o + 64, d);
+        __m512i bias = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), q);
+        _mm512_storeu_si512(o + 128, _mm512_sub_epi32(_mm512_setzero_si512(), bias));
+    }
+}
+
+TGT static void tile_prep_q8_0(const void *aq, void *dst, size_t n)
+{
+    const blk_q8_0 *y = aq;
+    uint8_t *o = dst;
+    for (size_t i = 0; i < n / QK; i += 2, o += 192) {
+        __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(LDY(y[i].qs)), LDY(y[i + 1].qs), 1);
+        _mm512_storeu_si512(o, _mm512_xor_si512(q, _mm512_set1_epi8((char)0x80)));
+        __m512 d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(f16_lut[y[i].d]),
+                                        _mm512_set1_ps(f16_lut[y[i + 1].d]));
+        _mm512_storeu_ps(o + 64, d);
+        _mm512_storeu_si512(o + 128, _mm512_setzero_si512());
+    }
+}
+
+#define TILE_UNROLL _Pragma("GCC unroll 4")
+
+/* The body for NC columns; Q4 selects the weight format. Inlined with
+ * constant NC and Q4 so that the accumulators live in registers. */
+TGT static inline __attribute__((always_inline)) void
+tile_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y, size_t ys,
+          const int NC, const int Q4)
+{
+    __m512 acc[4][4];
+    TILE_UNROLL
+    for (int r = 0; r < 4; r++) {
+        TILE_UNROLL
+        for (int c = 0; c < NC; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    }
+    const size_t bs = Q4 ? sizeof(blk_q4_0) : sizeof(blk_q8_0);
+    const __mmask16 hi = Q4 ? 0xF0F0 : 0xFF00;
+    for (size_t p = 0; p < n / 64; p++) {
+        __m512i wq[4], nb[4];
+        __m512 dw[4];
+        TILE_UNROLL
+        for (int r = 0; r < 4; r++) {
+            const uint8_t *b0 = w + (size_t)r * ws + 2 * p * bs, *b1 = b0 + bs;
+            /* the next 4 rows, which this thread most likely reads next */
+            _mm_prefetch((const char *)b0 + 4 * ws, _MM_HINT_T0);
+            uint16_t h0, h1;
+            memcpy(&h0, b0, 2);
+            memcpy(&h1, b1, 2);
+            dw[r] = _mm512_mask_blend_ps(hi, _mm512_set1_ps(f16_lut[h0]), _mm512_set1_ps(f16_lut[h1]));
+            if (Q4) {
+                __m256i v = _mm256_inserti128_si256(
+                    _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(b0 + 2))),
+                    _mm_loadu_si128((const __m128i *)(b1 + 2)), 1);
+                __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1);
+                wq[r] = _mm512_and_si512(z, _mm512_set1_epi8(0xF));
+                nb[r] = _mm512_setzero_si512();
+            } else {
+                wq[r] = _mm512_inserti64x4(_mm512_castsi256_si512(LDY(b0 + 2)), LDY(b1 + 2), 1);
+                nb[r] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                         _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                                             _mm512_set1_epi8((char)0x80), wq[r]));
+            }
+        }
+        TILE_UNROLL
+        for (int c = 0; c < NC; c++) {
+            const uint8_t *ap = a + (size_t)c * as + p * 192;
+            __m512i av = _mm512_loadu_si512(ap);
+            __m512 da = _mm512_loadu_ps((const float *)(ap + 64));
+            __m512i ab = _mm512_loadu_si512(ap + 128);
+            TILE_UNROLL
+            for (int r = 0; r < 4; r++) {
+                __m512i pr = Q4 ? _mm512_dpbusd_epi32(ab, wq[r], av)
+                                : _mm512_dpbusd_epi32(nb[r], av, wq[r]);
+                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(dw[r], da),
+                                            acc[r][c]);
+            }
+        }
+    }
+    TILE_UNROLL
+    for (int c = 0; c < NC; c++) {
+        TILE_UNROLL
+        for (int r = 0; r < 4; r++)
+            y[(size_t)c * ys + r] = _mm512_reduce_add_ps(acc[r][c]);
+    }
+}
+
+#define TILE_FN(NAME, Q4)                                                                     \
+    TGT static void NAME(size_t n, const void *w, size_t ws, const void *a, size_t as, int nc, \
+                         float *y, size_t ys)                                                  \
+    {                                                                                          \
+        switch (nc) {                                                                          \
+        case 1: tile_body(n, w, ws, a, as, y, ys, 1, Q4); break;                               \
+        case 2: tile_body(n, w, ws, a, as, y, ys, 2, Q4); break;                               \
+        case 3: tile_body(n, w, ws, a, as, y, ys, 3, Q4); break;                               \
+        default: tile_body(n, w, ws, a, as, y, ys, 4, Q4); break;                              \
+        }                                                                                      \
+    }
+TILE_FN(tile4_q4_0, 1)
+TILE_FN(tile4_q8_0, 0)
+
+/* Q4_K . Q8_K, 4 weight rows x NC (1..2) activation rows, no preparation:
+ * each 32-byte chunk of nibbles makes a zmm of 64 elements in their natural
+ * order (low nibbles then high), which the Q8_K quants already have. The
+ * 6-bit scales multiply the 16-bit pair sums of vpmaddubsw inside vpdpwssd;
+ * the mins term uses the Q8_K sums of 16. */
+TGT static inline void q4_K_scales(const uint8_t *q, uint8_t out[16])
+{
+    uint32_t u[4];
+    memcpy(u, q, 12);
+    const uint32_t k1 = 0x3f3f3f3f, k2 = 0x0f0f0f0f, k3 = 0x03030303;
+    u[3] = ((u[2] >> 4) & k2) | (((u[1] >> 6) & k3) << 4);
+    uint32_t aux = u[1] & k1;
+    u[1] = (u[2] & k2) | (((u[0] >> 6) & k3) << 4);
+    u[2] = aux;
+    u[0] &= k1;
+    memcpy(out, u, 16); /* scales 0..7, then mins 0..7 */
+}
+
+TGT static inline __attribute__((always_inline)) void
+tile_q4_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y,
+               size_t ys, const int NC)
+{
+    __m512 acc[4][2];
+    TILE_UNROLL
+    for (int r = 0; r < 4; r++) {
+        TILE_UNROLL
+        for (int c = 0; c < NC; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    }
+    const __m512i m4 = _mm512_set1_epi8(0xF);
+    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    for (size_t b = 0; b < n / QK_K; b++) {
+        __m512i sc16[4];
+        __m256i mn16[4];
+        __m512 dw[4], dm[4];
+        __m512i isum[4][2];
+        TILE_UNROLL
+        for (int r = 0; r < 4; r++) {
+            const blk_q4_K *x = (const blk_q4_K *)(w + (size_t)r * ws) + b;
+            _mm_prefetch((const char *)x + 4 * ws, _MM_HINT_T0);
+            _mm_prefetch((const char *)x + 4 * ws + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)x + 4 * ws + 128, _MM_HINT_T0);
+            uint8_t sm[16];
+            q4_K_scales(x->scales, sm);
+            __m128i v = _mm_loadu_si128((const __m128i *)sm);
+            sc16[r] = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(v));
+            mn16[r] = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_srli_si128(v, 8), dup));
+            dw[r] = _mm512_set1_ps(f16_lut[x->d]);
+            dm[r] = _mm512_set1_ps(f16_lut[x->dmin]);
+            TILE_UNROLL
+            for (int c = 0; c < NC; c++)
+                isum[r][c] = _mm512_setzero_si512();
+        }
+        TILE_UNROLL
+        for (int ch = 0; ch < 4; ch++) {
+            /* words 0..15 take scale 2ch, words 16..31 scale 2ch+1 */
+            const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * ch)),
+                                                   _mm256_set1_epi16((short)(2 * ch + 1)), 1);
+            __m512i av[2];
+            TILE_UNROLL
+            for (int c = 0; c < NC; c++)
+                av[c] = _mm512_loadu_si512(((const blk_q8_K *)(a + (size_t)c * as) + b)->qs + 64 * ch);
+            TILE_UNROLL
+            for (int r = 0; r < 4; r++) {
+                const blk_q4_K *x = (const blk_q4_K *)(w + (size_t)r * ws) + b;
+                __m256i q = LDY(x->qs + 32 * ch);
+                __m512i z = _mm512_and_si512(
+                    _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), m4);
+                __m512i s = _mm512_permutexvar_epi16(idx, sc16[r]);
+                TILE_UNROLL
+                for (int c = 0; c < NC; c++)
+                    isum[r][c] = _mm512_dpwssd_epi32(isum[r][c], _mm512_maddubs_epi16(z, av[c]), s);
+            }
+        }
+        TILE_UNROLL
+        for (int c = 0; c < NC; c++) {
+            const blk_q8_K *yb = (const blk_q8_K *)(a + (size_t)c * as) + b;
+            __m512 da = _mm512_set1_ps(yb->d);
+            __m256i bs = LDY(yb->bsums);
+            TILE_UNROLL
+            for (int r = 0; r < 4; r++) {
+                __m512i mins = _mm512_zextsi256_si512(_mm256_madd_epi16(bs, mn16[r]));
+                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r][c]), _mm512_mul_ps(dw[r], da),
+                                            acc[r][c]);
+                acc[r][c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mins), _mm512_mul_ps(dm[r], da),
+                                             acc[r][c]);
+            }
+        }
+    }
+    TILE_UNROLL
+    for (int c = 0; c < NC; c++) {
+        TILE_UNROLL
+        for (int r = 0; r < 4; r++)
+            y[(size_t)c * ys + r] = _mm512_reduce_add_ps(acc[r][c]);
+    }
+}
+
+TGT static void tile4_q4_K(size_t n, const void *w, size_t ws, const void *a, size_t as, int nc,
+                           float *y, size_t ys)
+{
+    const uint8_t *ab = a;
+    for (int c = 0; c < nc; c += 2) {
+        if (nc - c >= 2)
+            tile_q4_K_body(n, w, ws, ab + (size_t)c * as, as, y + (size_t)c * ys, ys, 2);
+        else
+            tile_q4_K_body(n, w, ws, ab + (size_t)c * as, as, y + (size_t)c * ys, ys, 1);
+    }
+}
+
+/* Q6_K . Q8_K, the same shape: each half of a block gives two zmm of 64
+ * elements in natural order ([low nibbles of ql | of ql+32] with qh bits
+ * 0-1 and 2-3, then the high nibbles with bits 4-5 and 6-7). q - 32 comes
+ * from subtracting vpmaddubsw(32, a), computed once per activation row. */
+TGT static inline __attribute__((always_inline)) void
+tile_q6_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y,
+               size_t ys, const int NC)
+{
+    __m512 acc[4][2];
+    TILE_UNROLL
+    for (int r = 0; r < 4; r++) {
+        TILE_UNROLL
+        for (int c = 0; c < NC; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    }
+    const __m512i m4 = _mm512_set1_epi8(0xF), m3 = _mm512_set1_epi8(3), c32 = _mm512_set1_epi8(32);
+    for (size_t b = 0; b < n / QK_K; b++) {
+        __m512i sc16[4];
+        __m512 dw[4];
+        __m512i isum[4][2];
+        TILE_UNROLL
+        for (int r = 0; r < 4; r++) {
+            const blk_q6_K *x = (const blk_q6_K *)(w + (size_t)r * ws) + b;
+            _mm_prefetch((const char *)x + 4 * ws, _MM_HINT_T0);
+            _mm_prefetch((const char *)x + 4 * ws + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)x + 4 * ws + 128, _MM_HINT_T0);
+            _mm_prefetch((const char *)x + 4 * ws + 192, _MM_HINT_T0);
+            sc16[r] = _mm512_castsi256_si512(
+                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales)));
+            dw[r] = _mm512_set1_ps(f16_lut[x->d]);
+            TILE_UNROLL
+            for (int c = 0; c < NC; c++)
+                isum[r][c] = _mm512_setzero_si512();
+        }
+        TILE_UNROLL
+        for (int h = 0; h < 2; h++) {
+            __m512i av[2][2], corr[2][2];
+            TILE_UNROLL
+            for (int c = 0; c < NC; c++) {
+                const int8_t *q = ((const blk_q8_K *)(a + (size_t)c * as) + b)->qs + 128 * h;
+                av[c][0] = _mm512_loadu_si512(q);
+                av[c][1] = _mm512_loadu_si512(q + 64);
+                corr[c][0] = _mm512_maddubs_epi16(c32, av[c][0]);
+                corr[c][1] = _mm512_maddubs_epi16(c32, av[c][1]);
+            }
+            TILE_UNROLL
+            for (int r = 0; r < 4; r++) {
+                const blk_q6_K *x = (const blk_q6_K *)(w + (size_t)r * ws) + b;
+                __m512i L = _mm512_loadu_si512(x->ql + 64 * h);
+                __m256i hb = LDY(x->qh + 32 * h);
+                __m512i H = _mm512_inserti64x4(_mm512_castsi256_si512(hb), _mm256_srli_epi16(hb, 2), 1);
+                __m512i z[2];
+                z[0] = _mm512_or_si512(_mm512_and_si512(L, m4),
+                                       _mm512_slli_epi16(_mm512_and_si512(H, m3), 4));
+                z[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                                       _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 4), m3), 4));
+                TILE_UNROLL
+                for (int kk = 0; kk < 2; kk++) {
+                    const int ch = 2 * h + kk;
+                    const __m512i idx = _mm512_set_epi16(
+                        4 * ch + 3, 4 * ch + 3, 4 * ch + 3, 4 * ch + 3, 4 * ch + 3, 4 * ch + 3,
+                        4 * ch + 3, 4 * ch + 3, 4 * ch + 2, 4 * ch + 2, 4 * ch + 2, 4 * ch + 2,
+                        4 * ch + 2, 4 * ch + 2, 4 * ch + 2, 4 * ch + 2, 4 * ch + 1, 4 * ch + 1,
+                        4 * ch + 1, 4 * ch + 1, 4 * ch + 1, 4 * ch + 1, 4 * ch + 1, 4 * ch + 1,
+                        4 * ch, 4 * ch, 4 * ch, 4 * ch, 4 * ch, 4 * ch, 4 * ch, 4 * ch);
+                    __m512i s = _mm512_permutexvar_epi16(idx, sc16[r]);
+                    TILE_UNROLL
+                    for (int c = 0; c < NC; c++) {
+                        __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(z[kk], av[c][kk]),
+                                                     corr[c][kk]);
+                        isum[r][c] = _mm512_dpwssd_epi32(isum[r][c], p, s);
+                    }
+                }
+            }
+        }
+        TILE_UNROLL
+        for (int c = 0; c < NC; c++) {
+            __m512 da = _mm512_set1_ps(((const blk_q8_K *)(a + (size_t)c * as) + b)->d);
+            TILE_UNROLL
+            for (int r = 0; r < 4; r++)
+                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r][c]), _mm512_mul_ps(dw[r], da),
+                                            acc[r][c]);
+        }
+    }
+    TILE_UNROLL
+    for (int c = 0; c < NC; c++) {
+        TILE_UNROLL
+        for (int r = 0; r < 4; r++)
+            y[(size_t)c * ys + r] = _mm512_reduce_add_ps(acc[r][c]);
+    }
+}
+
+TGT static void tile4_q6_K(size_t n, const void *w, size_t ws, const void *a, size_t as, int nc,
+                           float *y, size_t ys)
+{
+    const uint8_t *ab = a;
+    for (int c = 0; c < nc; c += 2) {
+        if (nc - c >= 2)
+            tile_q6_K_body(n, w, ws, ab + (size_t)c * as, as, y + (size_t)c * ys, ys, 2);
+        else
+            tile_q6_K_body(n, w, ws, ab + (size_t)c * as, as, y + (size_t)c * ys, ys, 1);
+    }
+}
+
+TGT static void axpy_f16(size_t n, float s, const uint16_t *v, float *out)
+{
+    __m512 sv = _mm512_set1_ps(s);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(out + i, _mm512_fmadd_ps(sv, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + i))),
+                                                  _mm512_loadu_ps(out + i)));
+    for (; i < n; i++)
+        out[i] += s * f16_lut[v[i]];
+}
+
 void quant_kernels_init_avx512(struct quant_kernels *k)
 {
     memset(k, 0, sizeof *k);
@@ -173,6 +522,13 @@ void quant_kernels_init_avx512(struct quant_kernels *k)
     k->dot4[GGML_TYPE_Q4_0] = dot4_q4_0;
     k->dot[GGML_TYPE_F32] = dot_f32;
     k->dot[GGML_TYPE_F16] = dot_f16;
+    k->tile_prep[GGML_TYPE_Q4_0] = tile_prep_q4_0;
+    k->tile_prep[GGML_TYPE_Q8_0] = tile_prep_q8_0;
+    k->tile4[GGML_TYPE_Q4_0] = tile4_q4_0;
+    k->tile4[GGML_TYPE_Q8_0] = tile4_q8_0;
+    k->tile4[GGML_TYPE_Q4_K] = tile4_q4_K;
+    k->tile4[GGML_TYPE_Q6_K] = tile4_q6_K;
+    k->axpy_f16 = axpy_f16;
 }
 
 #else
