@@ -461,7 +461,12 @@ if (args[0] === '--table') {
   try {
     res = await bench(peer, path, Math.max(1, parseInt(runs, 10) || 5));
   } catch (e) {
-    res = { impl: peer, version: PKG[peer] ? pkgVersion(peer) : '?', trace: path.replace(/^.*\//, '').replace(/\.json(\.gz)?$|\.gz$/, ''), error: `failed: ${String(e.message || e).split('\n')[0]}` };
+    res = {
+      impl: peer, version: PKG[peer] ? pkgVersion(peer) : '?',
+      trace: path.replace(/^.*\//, '').replace(/\.json(\.gz)?$|\.gz$/, ''),
+      error: `failed: ${String(e.message || e).split('\n')[0]}`,
+    };
+    try { res.kind = loadTrace(path).concurrent ? 'concurrent' : 'sequential'; } catch { /* unreadable */ }
   }
   console.log(JSON.stringify(res));
 } else {
