@@ -194,6 +194,18 @@ static bool same_set(const uint32_t *a, size_t na, const uint32_t *b, size_t nb)
 
 int doc_apply_xf(kith_doc *doc, const xf_list *xf)
 {
+    /* Check every op against the length first: a merge that starts from a
+     * placeholder cannot see where the real text ends, so a hostile
+     * position past it shows up only here, and must change nothing. */
+    size_t len = doc->text.total_cp;
+    for (size_t i = 0; i < xf->n; i++) {
+        const xf_op *x = &xf->ops[i];
+        if (x->pos > len || (x->kind == OP_DEL && x->len > len - x->pos)) {
+            doc_error(doc, "merge: an operation's position is past the end of its version");
+            return KITH_ERANGE;
+        }
+        len = x->kind == OP_DEL ? len - x->len : len + x->len;
+    }
     for (size_t i = 0; i < xf->n; i++) {
         const xf_op *x = &xf->ops[i];
         /* The walker's positions are right for a text that matches the
