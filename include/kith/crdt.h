@@ -52,7 +52,8 @@ KITH_API const char *kith_doc_errmsg(const kith_doc *doc);
 
 /* ---- agents -------------------------------------------------------------- */
 
-/* Interns agent @name (1..KITH_AGENT_MAX bytes) in @doc. */
+/* Interns agent @name in @doc: 1..KITH_AGENT_MAX bytes of UTF-8, without
+ * ',' or control characters (KITH_EINVAL otherwise). */
 KITH_API KITH_NODISCARD int kith_doc_agent(kith_doc *doc, const char *name, kith_agent *out /* OUT */);
 
 /* Name of @agent; borrowed, valid while @doc lives. NULL if unknown. */

@@ -152,6 +152,8 @@ typedef struct oplog_mark {
 
 void oplog_init(oplog *log);
 void oplog_free(oplog *log);
+/* 1..KITH_AGENT_MAX bytes of UTF-8, no control characters, no ','. */
+bool agent_name_ok(const char *name, size_t len);
 int oplog_agent(oplog *log, const char *name, size_t len, uint32_t *out);
 int oplog_add(oplog *log, uint32_t agent, const uint32_t *parents, size_t npar, uint8_t kind,
               uint32_t pos, uint32_t len, const char *ins, size_t ins_bytes);

@@ -46,8 +46,9 @@ const char *kith_doc_errmsg(const kith_doc *doc)
 int kith_doc_agent(kith_doc *doc, const char *name, kith_agent *out)
 {
     size_t n = name ? strlen(name) : 0;
-    if (n == 0 || n > KITH_AGENT_MAX) {
-        doc_error(doc, "agent name must be 1 to %d bytes", KITH_AGENT_MAX);
+    if (!agent_name_ok(name ? name : "", n)) {
+        doc_error(doc, "agent name must be 1 to %d bytes of UTF-8 without ',' or control "
+                       "characters", KITH_AGENT_MAX);
         return KITH_EINVAL;
     }
     return oplog_agent(&doc->log, name, n, out);

@@ -461,7 +461,7 @@ static int parse_section(decoded *d, uint8_t tag, rbuf *s)
         for (uint32_t i = 0; i < d->nagents && !s->err; i++) {
             d->alens[i] = (uint32_t)rb_max(s, KITH_AGENT_MAX);
             d->anames[i] = (const char *)rb_bytes(s, d->alens[i]);
-            if (!s->err && d->alens[i] == 0)
+            if (!s->err && !agent_name_ok(d->anames[i], d->alens[i]))
                 s->err = KITH_ECORRUPT;
         }
         break;

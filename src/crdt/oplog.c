@@ -55,9 +55,19 @@ size_t oplog_mem(const oplog *log)
     return m;
 }
 
+bool agent_name_ok(const char *name, size_t len)
+{
+    if (len == 0 || len > KITH_AGENT_MAX || kith_utf8_count(name, len) < 0)
+        return false;
+    for (size_t i = 0; i < len; i++) /* ',' separates ids in a version string */
+        if ((unsigned char)name[i] < 0x20 || name[i] == ',' || name[i] == 0x7f)
+            return false;
+    return true;
+}
+
 int oplog_agent(oplog *log, const char *name, size_t len, uint32_t *out)
 {
-    if (len == 0 || len > KITH_AGENT_MAX)
+    if (!agent_name_ok(name, len))
         return KITH_EINVAL;
     for (size_t i = 0; i < log->nagents; i++) {
         if (log->agents[i].name_len == len && !memcmp(log->agents[i].name, name, len)) {
