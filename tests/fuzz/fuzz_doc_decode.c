@@ -129,10 +129,18 @@ static void check_one(const uint8_t *data, size_t size)
         size_t e0l = 0;
         kith_free(t2);
         t2 = NULL;
+        char *vstr = NULL;
+        kith_id *rv = NULL;
+        size_t nrv = 0;
         MUST(kith_doc_new(&r) == KITH_OK);
+        /* the cache claims to be the text at d's version: replay exactly that */
         if (kith_doc_encode(d, &e0, &e0l) == KITH_OK && kith_doc_apply(r, e0, e0l) == KITH_OK &&
-            kith_doc_text(r, &t2, &t2l) == KITH_OK)
+            kith_doc_version_str(d, v, nv, &vstr) == KITH_OK &&
+            kith_doc_version_parse(r, vstr, &rv, &nrv) == KITH_OK &&
+            kith_doc_text_at(r, rv, nrv, &t2, &t2l) == KITH_OK)
             consistent = t2l == tl && memcmp(t, t2, tl) == 0;
+        kith_free(vstr);
+        kith_free(rv);
         kith_free(t2);
         t2 = NULL;
         kith_free(e0);
