@@ -9,8 +9,8 @@
 
 #include "crdt/crdt_int.h"
 
-#define ROPE_CHUNK 4096
-#define ROPE_FILL  3072 /* new chunks are filled to this, leaving room to type */
+#define ROPE_CHUNK 1024
+#define ROPE_FILL  768 /* new chunks are filled to this, leaving room to type */
 
 int rope_init(rope *r)
 {
