@@ -968,6 +968,8 @@ static size_t utf8_bytes_of(const char *s, uint32_t cps)
 static int decode_bulk(kith_doc *doc, decoded *d)
 {
     oplog *log = &doc->log;
+    uint32_t *na = NULL; /* offsets of multi-byte characters in the content */
+    size_t nna = 0, na_i = 0;
     int rc = oplog_reserve(log, d->nops, d->ncontent, d->naruns, d->ngruns, d->npar,
                            d->nchanges);
     if (rc)
@@ -987,6 +989,31 @@ static int decode_bulk(kith_doc *doc, decoded *d)
         rc = KITH_ECORRUPT; /* a name listed twice */
         goto out;
     }
+    /* Byte lengths of insert runs: the content is mostly ASCII, so note
+     * where its multi-byte characters start and skip ASCII runs in O(1). */
+    if (d->ncontent != d->nins_cps) {
+        const unsigned char *c = (const unsigned char *)d->content;
+        /* Each multi-byte character has at least one continuation byte, so
+         * there are at most (bytes - code points) of them. */
+        na = kith_malloc((d->ncontent - d->nins_cps + 1) * sizeof(uint32_t));
+        if (!na) {
+            rc = KITH_ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < d->ncontent;) {
+            uint64_t w;
+            if (i + 8 <= d->ncontent) {
+                memcpy(&w, c + i, 8);
+                if (!(w & 0x8080808080808080ull)) {
+                    i += 8;
+                    continue;
+                }
+            }
+            if (c[i] >= 0xc0)
+                na[nna++] = (uint32_t)i;
+            i++;
+        }
+    }
     uint32_t lv = 0;
     size_t coff = 0;
     for (size_t i = 0; i < d->nops; i++) {
@@ -998,9 +1025,14 @@ static int decode_bulk(kith_doc *doc, decoded *d)
                                          .back = (uint8_t)(o->back && o->len > 1),
                                          .content = (uint32_t)coff,
                                          .len0 = LEN_UNKNOWN};
-        if (o->kind == OP_INS)
-            coff += d->ncontent == d->nins_cps ? o->len
-                                               : utf8_bytes_of(d->content + coff, o->len);
+        if (o->kind == OP_INS) {
+            while (na_i < nna && na[na_i] < coff)
+                na_i++;
+            if (na_i >= nna || na[na_i] >= coff + o->len)
+                coff += o->len; /* all ASCII */
+            else
+                coff += utf8_bytes_of(d->content + coff, o->len);
+        }
         lv += o->len;
     }
     if (d->ncontent)
@@ -1093,6 +1125,7 @@ static int decode_bulk(kith_doc *doc, decoded *d)
     rc = frontier_reduce(log, doc->version, &doc->nversion);
 out:
     kith_free(amap);
+    kith_free(na);
     return rc;
 }
 
