@@ -64,6 +64,17 @@ static void wb_section(wbuf *out, uint8_t tag, wbuf *sec)
     memset(sec, 0, sizeof *sec);
 }
 
+/* Appends "varint count, then the records" to @w and frees @body. */
+static void wb_counted(wbuf *w, uint64_t count, wbuf *body)
+{
+    wb_var(w, count);
+    wb_bytes(w, body->p, body->n);
+    if (body->err)
+        w->err = body->err;
+    kith_free(body->p);
+    memset(body, 0, sizeof *body);
+}
+
 /* The ops to encode: sorted LV ranges. */
 typedef struct lvr {
     uint32_t a, b, base; /* base: encoding index of a */
@@ -127,11 +138,7 @@ static void write_ops(encoder *e, wbuf *ops, wbuf *content)
             lv = end;
         }
     }
-    wb_var(ops, count);
-    wb_bytes(ops, body.p, body.n);
-    if (body.err)
-        ops->err = body.err;
-    kith_free(body.p);
+    wb_counted(ops, count, &body);
 }
 
 static void write_aruns(encoder *e, wbuf *w)
@@ -153,11 +160,7 @@ static void write_aruns(encoder *e, wbuf *w)
             lv = end;
         }
     }
-    wb_var(w, count);
-    wb_bytes(w, body.p, body.n);
-    if (body.err)
-        w->err = body.err;
-    kith_free(body.p);
+    wb_counted(w, count, &body);
 }
 
 static void write_parent(encoder *e, wbuf *w, uint32_t lv, uint32_t p)
@@ -195,11 +198,7 @@ static void write_graph(encoder *e, wbuf *w)
             lv = end;
         }
     }
-    wb_var(w, count);
-    wb_bytes(w, body.p, body.n);
-    if (body.err)
-        w->err = body.err;
-    kith_free(body.p);
+    wb_counted(w, count, &body);
 }
 
 static void write_changes(encoder *e, wbuf *w)
@@ -225,11 +224,7 @@ static void write_changes(encoder *e, wbuf *w)
             lv = end;
         }
     }
-    wb_var(w, count);
-    wb_bytes(w, body.p, body.n);
-    if (body.err)
-        w->err = body.err;
-    kith_free(body.p);
+    wb_counted(w, count, &body);
 }
 
 /* Encodes the ops in ranges @r; with @text, the current text too. */
