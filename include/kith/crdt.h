@@ -174,8 +174,11 @@ KITH_API KITH_NODISCARD int kith_doc_encode(kith_doc *doc, uint8_t **out /* OUT 
 
 /* Decodes a whole-document encoding (a replica's own saved document: the
  * text it caches is trusted, so loading needs no replay; give anything from
- * a peer to kith_doc_apply instead). Any malformed input returns an error and
- * leaves *out NULL. On success the caller frees *out with kith_doc_free. */
+ * a peer to kith_doc_apply instead). The envelope and checksum are checked
+ * here and the text is readable at once; the history is parsed on the first
+ * call that needs it, which fails with KITH_ECORRUPT (as every later one
+ * does) if it is malformed. A malformed envelope returns an error and leaves
+ * *out NULL. On success the caller frees *out with kith_doc_free. */
 KITH_API KITH_NODISCARD int kith_doc_decode(const uint8_t *buf, size_t len,
                                             kith_doc **out /* OUT */);
 

@@ -245,12 +245,19 @@ struct kith_doc {
     uint32_t *version; /* the text's version */
     size_t nversion, capversion;
     uint32_t bad_lv; /* after a merge fails with KITH_ERANGE: the bad op */
+    /* A decoded document's history, still as bytes until a call needs it. */
+    uint8_t *lazy;
+    size_t lazy_len;
+    int lazy_rc; /* the history did not parse: every call that needs it fails */
     char errmsg[256];
 };
 
 /* Brings the text from doc->version to doc->version ∪ @to (LVs). */
 int doc_merge_lvs(kith_doc *doc, const uint32_t *to, size_t nto);
 int oplog_via_index(oplog *log, const char *via, int32_t *out);
+/* Parses a decoded document's history if that has not happened yet. Every
+ * call that reads or changes the log or the version calls it first. */
+int doc_ready(kith_doc *doc);
 void doc_error(kith_doc *doc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Applies transformed ops to the text; the ops were validated by the walker. */
 int doc_apply_xf(kith_doc *doc, const xf_list *xf);

@@ -35,6 +35,7 @@ void kith_doc_free(kith_doc *doc)
     oplog_free(&doc->log);
     rope_free(&doc->text);
     kith_free(doc->version);
+    kith_free(doc->lazy);
     kith_free(doc);
 }
 
@@ -45,6 +46,9 @@ const char *kith_doc_errmsg(const kith_doc *doc)
 
 int kith_doc_agent(kith_doc *doc, const char *name, kith_agent *out)
 {
+    int ready = doc_ready(doc);
+    if (ready)
+        return ready;
     size_t n = name ? strlen(name) : 0;
     if (!agent_name_ok(name ? name : "", n)) {
         doc_error(doc, "agent name must be 1 to %d bytes of UTF-8 without ',' or control "
@@ -56,6 +60,8 @@ int kith_doc_agent(kith_doc *doc, const char *name, kith_agent *out)
 
 const char *kith_doc_agent_name(const kith_doc *doc, kith_agent agent)
 {
+    if (doc_ready((kith_doc *)doc))
+        return NULL;
     return agent < doc->log.nagents ? doc->log.agents[agent].name : NULL;
 }
 
@@ -66,12 +72,15 @@ size_t kith_doc_len(const kith_doc *doc)
 
 uint64_t kith_doc_op_count(const kith_doc *doc)
 {
+    if (doc_ready((kith_doc *)doc))
+        return 0;
     return doc->log.n;
 }
 
 size_t kith_doc_mem(const kith_doc *doc)
 {
-    return sizeof *doc + oplog_mem(&doc->log) + rope_mem(&doc->text) + doc->capversion * 4;
+    return sizeof *doc + oplog_mem(&doc->log) + rope_mem(&doc->text) + doc->capversion * 4 +
+           doc->lazy_len;
 }
 
 int kith_doc_text(const kith_doc *doc, char **out, size_t *len)
@@ -101,6 +110,9 @@ static int check_agent(kith_doc *doc, kith_agent agent)
 
 int kith_doc_insert(kith_doc *doc, kith_agent agent, size_t pos, const char *text, size_t len)
 {
+    int ready = doc_ready(doc);
+    if (ready)
+        return ready;
     int rc = check_agent(doc, agent);
     if (rc)
         return rc;
@@ -134,6 +146,9 @@ int kith_doc_insert(kith_doc *doc, kith_agent agent, size_t pos, const char *tex
 
 int kith_doc_delete(kith_doc *doc, kith_agent agent, size_t pos, size_t count)
 {
+    int ready = doc_ready(doc);
+    if (ready)
+        return ready;
     int rc = check_agent(doc, agent);
     if (rc)
         return rc;
@@ -156,6 +171,9 @@ int kith_doc_delete(kith_doc *doc, kith_agent agent, size_t pos, size_t count)
 
 int kith_doc_commit(kith_doc *doc, int64_t time_ms, const char *via)
 {
+    int ready = doc_ready(doc);
+    if (ready)
+        return ready;
     return oplog_commit(&doc->log, time_ms, via);
 }
 
@@ -296,6 +314,9 @@ int doc_merge_lvs(kith_doc *doc, const uint32_t *to, size_t nto)
 
 int kith_doc_merge(kith_doc *doc, const kith_id *v, size_t n)
 {
+    int ready = doc_ready(doc);
+    if (ready)
+        return ready;
     if (!v) {
         if (same_set(doc->version, doc->nversion, doc->log.frontier, doc->log.nfrontier))
             return KITH_OK;
@@ -339,6 +360,9 @@ static uint32_t len_at(const kith_doc *doc, const uint32_t *v, size_t n)
 int kith_doc_edit_at(kith_doc *doc, kith_agent agent, const kith_id *parents, size_t nparents,
                      size_t pos, size_t del, const char *ins, size_t ins_len, kith_id *last)
 {
+    int ready = doc_ready(doc);
+    if (ready)
+        return ready;
     int rc = check_agent(doc, agent);
     if (rc)
         return rc;
@@ -396,6 +420,12 @@ out:
 
 int kith_doc_version(const kith_doc *doc, kith_id **v, size_t *n)
 {
+    *v = NULL;
+    *n = 0;
+    /* Loading a decoded document's history is logically const. */
+    int ready = doc_ready((kith_doc *)doc);
+    if (ready)
+        return ready;
     *v = kith_malloc((doc->nversion + 1) * sizeof(kith_id));
     *n = 0;
     if (!*v)
@@ -427,6 +457,9 @@ int kith_doc_text_at(kith_doc *doc, const kith_id *v, size_t n, char **out, size
 {
     *out = NULL;
     *len = 0;
+    int ready = doc_ready(doc);
+    if (ready)
+        return ready;
     uint32_t *lvs;
     int rc = ids_to_lvs(doc, v, n, &lvs);
     if (rc)
@@ -476,6 +509,9 @@ int kith_doc_diff(kith_doc *doc, const kith_id *from, size_t nfrom, const kith_i
 {
     *out = NULL;
     *n = 0;
+    int ready = doc_ready(doc);
+    if (ready)
+        return ready;
     uint32_t *lf = NULL, *lt = NULL;
     int rc = ids_to_lvs(doc, from, nfrom, &lf);
     if (rc)
@@ -544,6 +580,9 @@ int kith_doc_blame(kith_doc *doc, const kith_id *v, size_t n, kith_blame **out, 
 {
     *out = NULL;
     *nspans = 0;
+    int ready = doc_ready(doc);
+    if (ready)
+        return ready;
     uint32_t *lvs = NULL;
     int rc;
     if (v) {
@@ -604,6 +643,11 @@ int kith_doc_blame(kith_doc *doc, const kith_id *v, size_t n, kith_blame **out, 
 
 int kith_doc_version_str(const kith_doc *doc, const kith_id *v, size_t n, char **out)
 {
+    *out = NULL;
+    /* Loading a decoded document's history is logically const. */
+    int ready = doc_ready((kith_doc *)doc);
+    if (ready)
+        return ready;
     size_t cap = n * (KITH_AGENT_MAX + 24) + 1;
     char *s = kith_malloc(cap);
     *out = NULL;
@@ -628,6 +672,9 @@ int kith_doc_version_parse(kith_doc *doc, const char *s, kith_id **v, size_t *n)
 {
     *v = NULL;
     *n = 0;
+    int ready = doc_ready(doc);
+    if (ready)
+        return ready;
     size_t cap = 1;
     for (const char *p = s; *p; p++)
         cap += *p == ',';

@@ -323,6 +323,11 @@ out:
 
 int kith_doc_encode(kith_doc *doc, uint8_t **out, size_t *len)
 {
+    *out = NULL;
+    *len = 0;
+    int rc = doc_ready(doc);
+    if (rc)
+        return rc;
     lvr all = {0, doc->log.n, 0};
     return encode_ranges(doc, &all, doc->log.n ? 1 : 0, false, out, len);
 }
@@ -646,7 +651,10 @@ static int check_decoded(decoded *d)
     return KITH_OK;
 }
 
-static int parse(const uint8_t *buf, size_t len, decoded *d)
+/* The envelope: magic, version, flags, CRC, and the body (decompressed
+ * into d->body when compressed). */
+static int parse_envelope(const uint8_t *buf, size_t len, decoded *d, const uint8_t **bodyp,
+                          size_t *body_lenp)
 {
     memset(d, 0, sizeof *d);
     if (len < 11 || memcmp(buf, ENC_MAGIC, 4) != 0)
@@ -681,6 +689,14 @@ static int parse(const uint8_t *buf, size_t len, decoded *d)
     } else if (avail != body_len) {
         return KITH_ECORRUPT;
     }
+    *bodyp = body;
+    *body_lenp = body_len;
+    return KITH_OK;
+}
+
+/* The sections of a body, then the checks across them. */
+static int parse_body(decoded *d, const uint8_t *body, size_t body_len)
+{
     rbuf r = {body, body_len, 0, 0};
     uint32_t seen = 0;
     while (r.off < r.n) {
@@ -705,6 +721,14 @@ static int parse(const uint8_t *buf, size_t len, decoded *d)
         r.off += slen;
     }
     return check_decoded(d);
+}
+
+static int parse(const uint8_t *buf, size_t len, decoded *d)
+{
+    const uint8_t *body;
+    size_t body_len;
+    int rc = parse_envelope(buf, len, d, &body, &body_len);
+    return rc ? rc : parse_body(d, body, body_len);
 }
 
 /* ---- applying ---------------------------------------------------------------------- */
@@ -960,7 +984,7 @@ static size_t utf8_bytes_of(const char *s, uint32_t cps)
  * tables directly, run by run, with no per-op work. Equivalent to
  * apply_decoded with the cached text.
  */
-static int decode_bulk(kith_doc *doc, decoded *d)
+static int decode_bulk(kith_doc *doc, decoded *d, bool with_text)
 {
     oplog *log = &doc->log;
     uint32_t *na = NULL; /* offsets of multi-byte characters in the content */
@@ -1106,10 +1130,12 @@ static int decode_bulk(kith_doc *doc, decoded *d)
         lv += c->len;
     }
     log->change_open = false;
-    long ncp = kith_utf8_count(d->text, d->ntext);
-    rc = rope_insert(&doc->text, 0, d->text, d->ntext, (size_t)ncp);
-    if (rc)
-        goto out;
+    if (with_text) {
+        long ncp = kith_utf8_count(d->text, d->ntext);
+        rc = rope_insert(&doc->text, 0, d->text, d->ntext, (size_t)ncp);
+        if (rc)
+            goto out;
+    }
     if (kith_grow((void **)&doc->version, &doc->capversion, d->ntver + 1, sizeof(uint32_t))) {
         rc = KITH_ENOMEM;
         goto out;
@@ -1124,18 +1150,84 @@ out:
     return rc;
 }
 
+/* The TEXT section of a body, without parsing the others; false if none. */
+static bool find_text(const uint8_t *body, size_t n, const char **text, size_t *ntext)
+{
+    rbuf r = {body, n, 0, 0};
+    while (r.off < r.n) {
+        const uint8_t *tag = rb_bytes(&r, 1);
+        uint64_t slen = rb_var(&r);
+        if (r.err || slen > r.n - r.off)
+            return false;
+        if (*tag == SEC_TEXT) {
+            rbuf t = {r.p + r.off, (size_t)slen, 0, 0};
+            uint64_t k = rb_max(&t, t.n);
+            for (uint64_t i = 0; i < k && !t.err; i++)
+                rb_var(&t);
+            if (t.err)
+                return false;
+            *text = (const char *)t.p + t.off;
+            *ntext = t.n - t.off;
+            return true;
+        }
+        r.off += slen;
+    }
+    return false;
+}
+
+/*
+ * Loading a document shows its text at once: the envelope and CRC are
+ * checked and the cached text taken, while the history stays as bytes until
+ * a call needs it (doc_ready). That call parses and checks it as fully as
+ * before, and fails with KITH_ECORRUPT, for good, if it is malformed.
+ */
 int kith_doc_decode(const uint8_t *buf, size_t len, kith_doc **out)
 {
     *out = NULL;
     decoded d;
-    int rc = parse(buf, len, &d);
+    const uint8_t *body;
+    size_t body_len;
+    const char *text;
+    size_t ntext;
+    kith_doc *doc = NULL;
+    int rc = parse_envelope(buf, len, &d, &body, &body_len);
     if (rc == KITH_OK && (d.flags & ENC_DELTA))
         rc = KITH_ECORRUPT; /* a delta is not a document */
-    kith_doc *doc = NULL;
+    if (rc)
+        goto out;
+    if (!find_text(body, body_len, &text, &ntext)) {
+        /* No cached text: parse and replay now. */
+        rc = parse_body(&d, body, body_len);
+        if (rc == KITH_OK)
+            rc = kith_doc_new(&doc);
+        if (rc == KITH_OK)
+            rc = apply_decoded(doc, &d, true);
+        goto out;
+    }
+    long ncp = kith_utf8_count(text, ntext);
+    if (ncp < 0) {
+        rc = KITH_ECORRUPT;
+        goto out;
+    }
+    rc = kith_doc_new(&doc);
     if (rc == KITH_OK)
-        rc = kith_doc_new(&doc);
-    if (rc == KITH_OK)
-        rc = d.has_text ? decode_bulk(doc, &d) : apply_decoded(doc, &d, true);
+        rc = rope_insert(&doc->text, 0, text, ntext, (size_t)ncp);
+    if (rc)
+        goto out;
+    /* Keep the body: take over the decompressed buffer, or copy. */
+    if (d.body) {
+        doc->lazy = d.body;
+        d.body = NULL;
+    } else {
+        doc->lazy = kith_malloc(body_len ? body_len : 1);
+        if (!doc->lazy) {
+            rc = KITH_ENOMEM;
+            goto out;
+        }
+        memcpy(doc->lazy, body, body_len);
+    }
+    doc->lazy_len = body_len;
+out:
     decoded_free(&d);
     if (rc) {
         kith_doc_free(doc);
@@ -1145,10 +1237,49 @@ int kith_doc_decode(const uint8_t *buf, size_t len, kith_doc **out)
     return KITH_OK;
 }
 
+int doc_ready(kith_doc *doc)
+{
+    if (doc->lazy_rc)
+        return doc->lazy_rc;
+    if (!doc->lazy)
+        return KITH_OK;
+    decoded d;
+    memset(&d, 0, sizeof d);
+    int rc = parse_body(&d, doc->lazy, doc->lazy_len);
+    if (rc == KITH_OK && !d.has_text)
+        rc = KITH_ECORRUPT;
+    if (rc == KITH_OK)
+        rc = decode_bulk(doc, &d, false);
+    decoded_free(&d);
+    if (rc == KITH_ENOMEM) {
+        /* Out of memory: leave the bytes, the next call tries again. */
+        oplog_free(&doc->log);
+        oplog_init(&doc->log);
+        doc->nversion = 0;
+        return rc;
+    }
+    kith_free(doc->lazy);
+    doc->lazy = NULL;
+    doc->lazy_len = 0;
+    if (rc) {
+        /* A malformed history: the document keeps its text, every call
+         * that needs the history reports the error. */
+        oplog_free(&doc->log);
+        oplog_init(&doc->log);
+        doc->nversion = 0;
+        doc->lazy_rc = rc;
+        doc_error(doc, "the document's history is malformed");
+    }
+    return rc;
+}
+
 int kith_doc_apply(kith_doc *doc, const uint8_t *buf, size_t len)
 {
     decoded d;
-    int rc = parse(buf, len, &d);
+    int rc = doc_ready(doc);
+    if (rc)
+        return rc;
+    rc = parse(buf, len, &d);
     if (rc) {
         doc_error(doc, "apply: malformed encoding");
     } else {
@@ -1163,8 +1294,16 @@ int kith_doc_apply(kith_doc *doc, const uint8_t *buf, size_t len)
 
 /* ---- version vectors --------------------------------------------------------------- */
 
-int kith_doc_summary(const kith_doc *doc, uint8_t **out, size_t *len)
+int kith_doc_summary(const kith_doc *cdoc, uint8_t **out, size_t *len)
 {
+    /* Loading the history of a decoded document is logically const. */
+    kith_doc *doc = (kith_doc *)cdoc;
+    int rc = doc_ready(doc);
+    if (rc) {
+        *out = NULL;
+        *len = 0;
+        return rc;
+    }
     wbuf w = {0};
     uint8_t v = SUM_VERSION;
     *out = NULL;
@@ -1191,6 +1330,9 @@ int kith_doc_encode_since(kith_doc *doc, const uint8_t *summary, size_t summary_
 {
     *out = NULL;
     *len = 0;
+    int rc0 = doc_ready(doc);
+    if (rc0)
+        return rc0;
     if (summary_len < 1 || summary[0] != SUM_VERSION)
         return summary_len < 1 ? KITH_ECORRUPT : KITH_EVERSION;
     rbuf r = {summary + 1, summary_len - 1, 0, 0};
