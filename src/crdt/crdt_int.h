@@ -246,8 +246,10 @@ struct kith_doc {
     size_t nversion, capversion;
     uint32_t bad_lv; /* after a merge fails with KITH_ERANGE: the bad op */
     /* A decoded document's history, still as bytes until a call needs it. */
-    uint8_t *lazy;
-    size_t lazy_len;
+    uint8_t *lazy;        /* the body as it came (zstd when lazy_zstd) */
+    size_t lazy_len;      /* bytes at lazy */
+    size_t lazy_body_len; /* bytes of the body decompressed */
+    bool lazy_zstd;
     int lazy_rc; /* the history did not parse: every call that needs it fails */
     char errmsg[256];
 };

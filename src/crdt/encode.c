@@ -255,6 +255,17 @@ static int encode_ranges(kith_doc *doc, lvr *r, size_t nr, bool delta, uint8_t *
     write_graph(&e, &graph);
     write_changes(&e, &changes);
 
+    if (!delta) {
+        /* The text and its version first, so that loading needs no replay
+         * and decompresses only the start of the body. The inserted
+         * content after it compresses against it, so this costs no size. */
+        wb_var(&sec, doc->nversion);
+        for (size_t i = 0; i < doc->nversion; i++)
+            wb_var(&sec, (uint64_t)enc_index(&e, doc->version[i]));
+        for (size_t i = 0; i < doc->text.n; i++)
+            wb_bytes(&sec, doc->text.chunks[i].bytes, doc->text.chunks[i].nbytes);
+        wb_section(&body, SEC_TEXT, &sec);
+    }
     wb_var(&sec, e.nagents);
     for (uint32_t i = 0; i < e.nagents; i++) {
         const agent_info *a = &doc->log.agents[e.alist[i]];
@@ -274,16 +285,6 @@ static int encode_ranges(kith_doc *doc, lvr *r, size_t nr, bool delta, uint8_t *
     wb_section(&body, SEC_GRAPH, &graph);
     wb_section(&body, SEC_CHANGES, &changes);
     wb_section(&body, SEC_CONTENT, &content);
-    if (!delta) {
-        /* The text and its version, so that loading needs no replay. Kept
-         * after the content: zstd finds most of the text there. */
-        wb_var(&sec, doc->nversion);
-        for (size_t i = 0; i < doc->nversion; i++)
-            wb_var(&sec, (uint64_t)enc_index(&e, doc->version[i]));
-        for (size_t i = 0; i < doc->text.n; i++)
-            wb_bytes(&sec, doc->text.chunks[i].bytes, doc->text.chunks[i].nbytes);
-        wb_section(&body, SEC_TEXT, &sec);
-    }
     if (body.err) {
         rc = body.err;
         goto out;
@@ -653,10 +654,11 @@ static int check_decoded(decoded *d)
 
 /* The envelope: magic, version, flags, CRC, and the body (decompressed
  * into d->body when compressed). */
-static int parse_envelope(const uint8_t *buf, size_t len, decoded *d, const uint8_t **bodyp,
-                          size_t *body_lenp)
+/* The envelope without the body: magic, version, CRC, flags, the body's
+ * size and where its bytes (compressed or not) are. */
+static int parse_header(const uint8_t *buf, size_t len, uint32_t *flags, uint64_t *body_lenp,
+                        const uint8_t **payload, size_t *payload_len)
 {
-    memset(d, 0, sizeof *d);
     if (len < 11 || memcmp(buf, ENC_MAGIC, 4) != 0)
         return KITH_ECORRUPT;
     if (buf[4] != ENC_VERSION)
@@ -666,31 +668,56 @@ static int parse_envelope(const uint8_t *buf, size_t len, decoded *d, const uint
                     (uint32_t)buf[len + 2] << 16 | (uint32_t)buf[len + 3] << 24;
     if (len > UINT32_MAX || (uint32_t)crc32(0L, buf, (uInt)len) != want)
         return KITH_ECORRUPT;
-    d->flags = buf[5];
-    if (d->flags & ~(ENC_ZSTD | ENC_DELTA))
+    *flags = buf[5];
+    if (*flags & ~(ENC_ZSTD | ENC_DELTA))
         return KITH_EVERSION;
-    uint64_t body_len;
-    size_t k = kith_varint_get(buf + 6, len - 6, &body_len);
-    if (!k || body_len > MAX_BODY)
+    size_t k = kith_varint_get(buf + 6, len - 6, body_lenp);
+    if (!k || *body_lenp > MAX_BODY)
         return KITH_ECORRUPT;
-    const uint8_t *body = buf + 6 + k;
-    size_t avail = len - 6 - k;
-    if (d->flags & ENC_ZSTD) {
-        unsigned long long fsz = ZSTD_getFrameContentSize(body, avail);
-        if (fsz != body_len)
-            return KITH_ECORRUPT;
-        d->body = kith_malloc(body_len ? body_len : 1);
-        if (!d->body)
-            return KITH_ENOMEM;
-        size_t got = ZSTD_decompress(d->body, body_len, body, avail);
-        if (ZSTD_isError(got) || got != body_len)
-            return KITH_ECORRUPT;
-        body = d->body;
-    } else if (avail != body_len) {
+    *payload = buf + 6 + k;
+    *payload_len = len - 6 - k;
+    if (!(*flags & ENC_ZSTD) && *payload_len != *body_lenp)
+        return KITH_ECORRUPT;
+    if ((*flags & ENC_ZSTD) &&
+        ZSTD_getFrameContentSize(*payload, *payload_len) != (unsigned long long)*body_lenp)
+        return KITH_ECORRUPT;
+    return KITH_OK;
+}
+
+/* A whole zstd body into a new buffer. */
+static int inflate_all(const uint8_t *payload, size_t payload_len, uint64_t body_len,
+                       uint8_t **out)
+{
+    *out = kith_malloc(body_len ? body_len : 1);
+    if (!*out)
+        return KITH_ENOMEM;
+    size_t got = ZSTD_decompress(*out, body_len, payload, payload_len);
+    if (ZSTD_isError(got) || got != body_len) {
+        kith_free(*out);
+        *out = NULL;
         return KITH_ECORRUPT;
     }
-    *bodyp = body;
-    *body_lenp = body_len;
+    return KITH_OK;
+}
+
+static int parse_envelope(const uint8_t *buf, size_t len, decoded *d, const uint8_t **bodyp,
+                          size_t *body_lenp)
+{
+    memset(d, 0, sizeof *d);
+    uint64_t body_len;
+    const uint8_t *payload;
+    size_t payload_len;
+    int rc = parse_header(buf, len, &d->flags, &body_len, &payload, &payload_len);
+    if (rc)
+        return rc;
+    if (d->flags & ENC_ZSTD) {
+        rc = inflate_all(payload, payload_len, body_len, &d->body);
+        if (rc)
+            return rc;
+        payload = d->body;
+    }
+    *bodyp = payload;
+    *body_lenp = (size_t)body_len;
     return KITH_OK;
 }
 
@@ -1176,32 +1203,88 @@ static bool find_text(const uint8_t *body, size_t n, const char **text, size_t *
 }
 
 /*
+ * The first @want bytes of a zstd body, decompressed into @buf (which holds
+ * the whole body): zstd works block by block, so a prefix costs only the
+ * blocks it spans.
+ */
+static int inflate_prefix(ZSTD_DCtx *z, ZSTD_inBuffer *in, uint8_t *buf, size_t *have,
+                          size_t want)
+{
+    ZSTD_outBuffer out = {buf, want, *have};
+    while (out.pos < want) {
+        size_t before_in = in->pos, before_out = out.pos;
+        size_t r = ZSTD_decompressStream(z, &out, in);
+        if (ZSTD_isError(r))
+            return KITH_ECORRUPT;
+        if (out.pos == before_out && in->pos == before_in)
+            return KITH_ECORRUPT; /* the frame ends before the size it declared */
+    }
+    *have = out.pos;
+    return KITH_OK;
+}
+
+/*
  * Loading a document shows its text at once: the envelope and CRC are
- * checked and the cached text taken, while the history stays as bytes until
- * a call needs it (doc_ready). That call parses and checks it as fully as
- * before, and fails with KITH_ECORRUPT, for good, if it is malformed.
+ * checked and the cached text (the body's first section, as the encoder
+ * writes it) is decompressed and taken; the rest of the history stays
+ * compressed until a call needs it (doc_ready). That call parses and checks
+ * it fully, and fails with KITH_ECORRUPT, for good, if it is malformed.
  */
 int kith_doc_decode(const uint8_t *buf, size_t len, kith_doc **out)
 {
     *out = NULL;
-    decoded d;
-    const uint8_t *body;
-    size_t body_len;
-    const char *text;
-    size_t ntext;
+    uint32_t flags;
+    uint64_t body_len;
+    const uint8_t *payload;
+    size_t payload_len, have = 0;
+    uint8_t *body = NULL;
+    ZSTD_DCtx *z = NULL;
     kith_doc *doc = NULL;
-    int rc = parse_envelope(buf, len, &d, &body, &body_len);
-    if (rc == KITH_OK && (d.flags & ENC_DELTA))
+    const char *text = NULL;
+    size_t ntext = 0;
+    int rc = parse_header(buf, len, &flags, &body_len, &payload, &payload_len);
+    if (rc == KITH_OK && (flags & ENC_DELTA))
         rc = KITH_ECORRUPT; /* a delta is not a document */
     if (rc)
-        goto out;
-    if (!find_text(body, body_len, &text, &ntext)) {
+        return rc;
+    const uint8_t *b = payload;
+    size_t nb = payload_len;
+    if (flags & ENC_ZSTD) {
+        /* Decompress the first section's header, then the section. */
+        body = kith_malloc(body_len ? body_len : 1);
+        z = ZSTD_createDCtx();
+        if (!body || !z) {
+            rc = KITH_ENOMEM;
+            goto out;
+        }
+        ZSTD_inBuffer in = {payload, payload_len, 0};
+        size_t want = body_len < 11 ? (size_t)body_len : 11;
+        if ((rc = inflate_prefix(z, &in, body, &have, want)))
+            goto out;
+        uint64_t slen = 0;
+        size_t k = have > 1 ? kith_varint_get(body + 1, have - 1, &slen) : 0;
+        if (k && body[0] == SEC_TEXT && slen <= body_len - 1 - k)
+            want = 1 + k + (size_t)slen;
+        else
+            want = (size_t)body_len; /* the text is not first: take it all */
+        if ((rc = inflate_prefix(z, &in, body, &have, want)))
+            goto out;
+        b = body;
+        nb = have;
+    }
+    if (!find_text(b, nb, &text, &ntext)) {
         /* No cached text: parse and replay now. */
-        rc = parse_body(&d, body, body_len);
+        decoded d;
+        memset(&d, 0, sizeof d);
+        if ((flags & ENC_ZSTD) && have < body_len)
+            rc = KITH_ECORRUPT; /* a first TEXT section that does not parse */
+        if (rc == KITH_OK)
+            rc = parse_body(&d, b, (size_t)body_len);
         if (rc == KITH_OK)
             rc = kith_doc_new(&doc);
         if (rc == KITH_OK)
             rc = apply_decoded(doc, &d, true);
+        decoded_free(&d);
         goto out;
     }
     long ncp = kith_utf8_count(text, ntext);
@@ -1214,21 +1297,19 @@ int kith_doc_decode(const uint8_t *buf, size_t len, kith_doc **out)
         rc = rope_insert(&doc->text, 0, text, ntext, (size_t)ncp);
     if (rc)
         goto out;
-    /* Keep the body: take over the decompressed buffer, or copy. */
-    if (d.body) {
-        doc->lazy = d.body;
-        d.body = NULL;
-    } else {
-        doc->lazy = kith_malloc(body_len ? body_len : 1);
-        if (!doc->lazy) {
-            rc = KITH_ENOMEM;
-            goto out;
-        }
-        memcpy(doc->lazy, body, body_len);
+    /* Keep the history as it came, compressed or not, for doc_ready. */
+    doc->lazy = kith_malloc(payload_len ? payload_len : 1);
+    if (!doc->lazy) {
+        rc = KITH_ENOMEM;
+        goto out;
     }
-    doc->lazy_len = body_len;
+    memcpy(doc->lazy, payload, payload_len);
+    doc->lazy_len = payload_len;
+    doc->lazy_body_len = (size_t)body_len;
+    doc->lazy_zstd = (flags & ENC_ZSTD) != 0;
 out:
-    decoded_free(&d);
+    kith_free(body);
+    ZSTD_freeDCtx(z);
     if (rc) {
         kith_doc_free(doc);
         return rc;
@@ -1245,7 +1326,14 @@ int doc_ready(kith_doc *doc)
         return KITH_OK;
     decoded d;
     memset(&d, 0, sizeof d);
-    int rc = parse_body(&d, doc->lazy, doc->lazy_len);
+    const uint8_t *body = doc->lazy;
+    int rc = KITH_OK;
+    if (doc->lazy_zstd) {
+        rc = inflate_all(doc->lazy, doc->lazy_len, doc->lazy_body_len, &d.body);
+        body = d.body;
+    }
+    if (rc == KITH_OK)
+        rc = parse_body(&d, body, doc->lazy_body_len);
     if (rc == KITH_OK && !d.has_text)
         rc = KITH_ECORRUPT;
     if (rc == KITH_OK)
@@ -1260,7 +1348,7 @@ int doc_ready(kith_doc *doc)
     }
     kith_free(doc->lazy);
     doc->lazy = NULL;
-    doc->lazy_len = 0;
+    doc->lazy_len = doc->lazy_body_len = 0;
     if (rc) {
         /* A malformed history: the document keeps its text, every call
          * that needs the history reports the error. */
