@@ -143,9 +143,6 @@ typedef struct oplog_mark {
     uint32_t n;
     size_t nops, nins, naruns, ngruns, npar, nchanges, nagents, nvias;
     bool change_open;
-    uint32_t last_oplen;  /* len of ops[nops-1] at mark time */
-    uint32_t last_grlen;  /* len of gruns[ngruns-1] */
-    uint32_t *agent_next; /* per agent next_seq, nseqs, last len */
     uint32_t *frontier;
     size_t nfrontier;
 } oplog_mark;
