@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,7 +37,7 @@ static int pjoin(char *out, size_t cap, const char *a, const char *b)
     return n >= 0 && (size_t)n < cap;
 }
 
-static int models_dir(char *buf, size_t cap)
+int cli_ai_models_dir(char *buf, size_t cap)
 {
     const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
     if (xdg && *xdg)
@@ -88,7 +89,7 @@ static int find_model(const char *opt, char *out, size_t cap)
     if (opt) {
         if (is_file(opt))
             return snprintf(out, cap, "%s", opt) >= (int)cap;
-        if (!strchr(opt, '/') && models_dir(dir, sizeof dir)) {
+        if (!strchr(opt, '/') && cli_ai_models_dir(dir, sizeof dir)) {
             char name[NAME_MAX + 8];
             if (pjoin(path, sizeof path, dir, opt) && is_file(path))
                 return snprintf(out, cap, "%s", path) >= (int)cap;
@@ -102,7 +103,7 @@ static int find_model(const char *opt, char *out, size_t cap)
     const char *env = getenv("KITH_MODEL");
     if (env && *env)
         return find_model(env, out, cap);
-    if (models_dir(dir, sizeof dir) && first_gguf(dir, out, cap))
+    if (cli_ai_models_dir(dir, sizeof dir) && first_gguf(dir, out, cap))
         return 0;
     /* bundled: <exe dir>/../models, <exe dir>/../share/kith/models */
     char exe[PATH_MAX];
@@ -404,19 +405,138 @@ static int cmp_dbl(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* A "Key:   N kB" line of /proc/self/status in bytes (VmHWM: peak RSS,
+ * VmRSS, RssAnon, RssFile); 0 where there is no such file or line. */
+static uint64_t proc_status_bytes(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t kl = strlen(key);
+    unsigned long long kb = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl) && line[kl] == ':' && sscanf(line + kl + 1, "%llu", &kb) == 1)
+            break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+/* Peak RSS: VmHWM, else getrusage (both count the mapped model pages that
+ * were touched, which is the point: weights are mapped, not copied). */
+static uint64_t peak_rss(void)
+{
+    uint64_t b = proc_status_bytes("VmHWM");
+    struct rusage ru;
+    if (!b && getrusage(RUSAGE_SELF, &ru) == 0)
+        b = (uint64_t)ru.ru_maxrss * 1024;
+    return b;
+}
+
+/* A story opening of 99 tokens for the bundled model (100 with BOS): the
+ * prompt of the issue's time-to-first-token target. */
+static const char ttft_prompt[] =
+    "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+    "park with her friends. One day, she saw a big red ball under a tree. She wanted to play "
+    "with it, but it was too high for her to reach. Lily asked her mom for help, and her mom "
+    "said yes. They played";
+
+static double first_token_at;
+
+static int mark_first(void *ud, const char *piece, size_t len)
+{
+    if (first_token_at == 0)
+        first_token_at = now_s();
+    return 1; /* one token is all this measures */
+}
+
+/* `kith ai bench --ttft`: what a user waits for, in process: loading the
+ * model, making a context, tokenizing and evaluating the prompt, sampling the
+ * first token. Each run starts from nothing (the file is in the page cache). */
+static int bench_ttft(const char *model, const struct kith_ctx_params *cp0, const char *prompt,
+                      int runs, int json)
+{
+    char path[PATH_MAX], err[256];
+    if (find_model(model, path, sizeof path))
+        return 1;
+    double *t = malloc((size_t)runs * 4 * sizeof *t); /* total, load, ctx, prompt per run */
+    if (!t)
+        return cli_error("out of memory");
+    int ret = 1, rc, n_prompt = 0, threads = cp0->n_threads;
+    for (int r = -1; r < runs; r++) { /* run -1 warms the page cache */
+        kith_model *m = NULL;
+        kith_ctx *c = NULL;
+        struct kith_gen_params gp;
+        struct kith_gen_stats st = {.size = sizeof st};
+        kith_gen_params_init(&gp);
+        gp.max_tokens = 1;
+        gp.temperature = 0;
+        gp.on_token = mark_first;
+        first_token_at = 0;
+        double t0 = now_s();
+        if ((rc = kith_model_load(path, &m, err, sizeof err))) {
+            cli_error("cannot load '%s': %s", path, err);
+            goto out;
+        }
+        double t1 = now_s();
+        if ((rc = kith_ctx_new(m, cp0, &c))) {
+            cli_error("cannot create a context: %s", kith_strerror(rc));
+            kith_model_free(m);
+            goto out;
+        }
+        double t2 = now_s();
+        rc = kith_generate(c, prompt, &gp, NULL, &st);
+        double t3 = first_token_at ? first_token_at : now_s();
+        threads = kith_ctx_threads(c);
+        kith_ctx_free(c);
+        kith_model_free(m);
+        if (rc && rc != KITH_ECANCELED) {
+            cli_error("generation failed: %s", kith_strerror(rc));
+            goto out;
+        }
+        n_prompt = st.n_prompt;
+        if (r >= 0) {
+            t[r] = (t3 - t0) * 1e3;
+            t[runs + r] = (t1 - t0) * 1e3;
+            t[2 * runs + r] = (t2 - t1) * 1e3;
+            t[3 * runs + r] = st.prompt_s * 1e3;
+        }
+    }
+    for (int k = 0; k < 4; k++)
+        qsort(t + k * runs, (size_t)runs, sizeof *t, cmp_dbl);
+    if (json)
+        printf("{\"model\":\"%s\",\"ttft_ms\":%.3f,\"ttft_best_ms\":%.3f,\"load_ms\":%.3f,"
+               "\"ctx_ms\":%.3f,\"prompt_ms\":%.3f,\"n_prompt\":%d,\"threads\":%d,\"runs\":%d}\n",
+               path, t[runs / 2], t[0], t[runs + runs / 2], t[2 * runs + runs / 2],
+               t[3 * runs + runs / 2], n_prompt, threads, runs);
+    else
+        printf("model %s, %d threads, %d-token prompt\ntime to first token: %.2f ms median, "
+               "%.2f ms best of %d\n  (medians: load %.2f ms, context %.2f ms, prompt %.2f ms)\n",
+               path, threads, n_prompt, t[runs / 2], t[0], runs, t[runs + runs / 2],
+               t[2 * runs + runs / 2], t[3 * runs + runs / 2]);
+    ret = 0;
+out:
+    free(t);
+    return ret;
+}
+
 static int cmd_bench_ai(int argc, char **argv)
 {
-    const char *model = NULL;
-    int json = 0, n_pp = 128, n_tg = 64, runs = 3;
+    const char *model = NULL, *prompt = ttft_prompt;
+    int json = 0, n_pp = 128, n_tg = 64, runs = 0, ttft = 0;
     struct kith_ctx_params cp;
     kith_ctx_params_init(&cp);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double d;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: kith ai bench [--model M] [--threads K] [-p N] [-n N] [--runs R] [--json]\n\n"
+            printf("usage: kith ai bench [--model M] [--threads K] [-p N] [-n N] [--runs R] [--json]\n"
+                   "       kith ai bench --ttft [--model M] [--threads K] [--prompt TEXT] [--runs R]\n\n"
                    "Prompt processing (-p tokens, default 128) and generation (-n tokens,\n"
-                   "default 64) speed in tokens/s, the median of --runs (default 3) runs.\n");
+                   "default 64) speed in tokens/s, the median of --runs (default 3) runs, and\n"
+                   "memory: KV cache, context buffers, peak RSS.\n"
+                   "--ttft: time to first token from loading the model, for a 100-token story\n"
+                   "prompt (or --prompt), median and best of --runs (default 20).\n");
             return 0;
         } else if (!strcmp(a, "--model") || !strcmp(a, "-m")) {
             if (!v)
@@ -424,6 +544,12 @@ static int cmd_bench_ai(int argc, char **argv)
             model = argv[++i];
         } else if (!strcmp(a, "--json")) {
             json = 1;
+        } else if (!strcmp(a, "--ttft")) {
+            ttft = 1;
+        } else if (!strcmp(a, "--prompt")) {
+            if (!v)
+                return cli_error("--prompt needs a value");
+            prompt = argv[++i];
         } else if (!strcmp(a, "--threads") || !strcmp(a, "-t")) {
             if (num_arg(a, v, 1, 256, &d))
                 return 1;
@@ -448,10 +574,15 @@ static int cmd_bench_ai(int argc, char **argv)
             return cli_error("unknown argument '%s'; see 'kith ai bench --help'", a);
         }
     }
+    if (ttft)
+        return bench_ttft(model, &cp, prompt, runs ? runs : 20, json);
+    if (!runs)
+        runs = 3;
     char path[PATH_MAX];
     kith_model *m = NULL;
     kith_ctx *c = NULL;
     int ret = 1, rc;
+    uint64_t rss_base = proc_status_bytes("VmRSS"); /* the process before the model */
     if (load(model, &m, path, sizeof path))
         return 1;
     struct kith_model_info in = {.size = sizeof in};
@@ -500,20 +631,24 @@ static int cmd_bench_ai(int argc, char **argv)
     }
     qsort(pp, (size_t)runs, sizeof *pp, cmp_dbl);
     qsort(tg, (size_t)runs, sizeof *tg, cmp_dbl);
-    int threads = cp.n_threads;
-    if (threads <= 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n > 0 ? (int)n : 1;
-    }
+    int threads = kith_ctx_threads(c);
+    unsigned long long kv = kith_ctx_kv_bytes(c), ctx_b = kith_ctx_mem_bytes(c);
+    unsigned long long rss = peak_rss(), anon = proc_status_bytes("RssAnon");
     if (json)
         printf("{\"model\":\"%s\",\"type\":\"%s\",\"pp_tps\":%.2f,\"tg_tps\":%.2f,\"threads\":%d,"
-               "\"model_bytes\":%llu,\"n_pp\":%d,\"n_tg\":%d,\"runs\":%d}\n",
+               "\"model_bytes\":%llu,\"kv_bytes\":%llu,\"ctx_bytes\":%llu,\"rss_bytes\":%llu,"
+               "\"rss_base_bytes\":%llu,\"rss_anon_bytes\":%llu,\"n_pp\":%d,\"n_tg\":%d,"
+               "\"runs\":%d}\n",
                path, in.ftype, pp[runs / 2], tg[runs / 2], threads,
-               (unsigned long long)in.file_bytes, n_pp, n_tg, runs);
+               (unsigned long long)in.file_bytes, kv, ctx_b, rss, (unsigned long long)rss_base,
+               anon, n_pp, n_tg, runs);
     else
-        printf("model %s (%s, %.1f MB), %d threads\npp%d: %.2f tok/s\ntg%d: %.2f tok/s\n", path,
-               in.ftype, (double)in.file_bytes / 1e6, threads, n_pp, pp[runs / 2], n_tg,
-               tg[runs / 2]);
+        printf("model %s (%s, %.1f MB), %d threads\npp%d: %.2f tok/s\ntg%d: %.2f tok/s\n"
+               "memory: KV cache %.1f MB, context %.1f MB, peak RSS %.1f MB (%.1f MB before "
+               "loading, %.1f MB anonymous now)\n",
+               path, in.ftype, (double)in.file_bytes / 1e6, threads, n_pp, pp[runs / 2], n_tg,
+               tg[runs / 2], (double)kv / 1e6, (double)ctx_b / 1e6, (double)rss / 1e6,
+               (double)rss_base / 1e6, (double)anon / 1e6);
     ret = 0;
 out:
     free(toks);
@@ -533,7 +668,8 @@ static void usage(FILE *f)
                "  info [MODEL]      describe a model\n"
                "  bench             prompt and generation speed\n"
                "  quantize IN OUT TYPE   convert F32/F16/BF16 to Q8_0, Q4_0, Q4_K, Q6_K\n"
-               "  tokenize          print the token ids of stdin\n\n"
+               "  tokenize          print the token ids of stdin\n"
+               "  pull URL          download a GGUF model into the models folder\n\n"
                "Run 'kith ai <command> --help' for its options.\n");
 }
 
@@ -585,5 +721,7 @@ int cmd_ai(int argc, char **argv)
         return cmd_ai_quantize(argc - 1, argv + 1);
     if (!strcmp(sub, "tokenize"))
         return cmd_ai_tokenize(argc - 1, argv + 1);
+    if (!strcmp(sub, "pull"))
+        return cmd_ai_pull(argc - 1, argv + 1);
     return cli_error("'%s' is not a 'kith ai' command; see 'kith ai --help'", sub);
 }

@@ -5,10 +5,34 @@
 #ifndef KITH_CLI_CMDS_H
 #define KITH_CLI_CMDS_H
 
+#include <stddef.h>
+
 int cmd_bench(int argc, char **argv);
 int cmd_ai(int argc, char **argv);
+/* `kith hub` (cmd_hub.c): the sync server. */
+int cmd_hub(int argc, char **argv);
 /* `kith ai tokenize`, called by cmd_ai (argv[0] is "tokenize"). */
 int cmd_ai_tokenize(int argc, char **argv);
+/* `kith ai pull` (cmd_ai_pull.c), called by cmd_ai. */
+int cmd_ai_pull(int argc, char **argv);
+/* The user's models folder ($XDG_DATA_HOME/kith/models or
+ * ~/.local/share/kith/models) into @buf; 0 if there is no HOME or it is too long. */
+int cli_ai_models_dir(char *buf, size_t cap);
+
+/* Workspace verbs (cmd_ws.c, cmd_history.c). */
+int cmd_init(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_log(int argc, char **argv);
+int cmd_blame(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+
+/* True when stdout is a terminal that takes colour (and NO_COLOR is unset). */
+int cli_color(void);
+/* "2026-11-27 16:40" in local time, or ISO 8601 UTC with @iso. */
+void cli_time(char *buf, size_t cap, long long ms, int iso);
 
 /* Prints "kith: error: <msg>" on stderr; returns 1 for `return die(...)`. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

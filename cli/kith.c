@@ -2,9 +2,11 @@
  * kith: the command-line tool. A table of verbs, git-style; each verb's code
  * lives in cmd_<verb>.c and uses only the public libkith API.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cmds.h"
 #include "kith/kith.h"
@@ -22,8 +24,17 @@ static int cmd_version(int argc, char **argv)
 }
 
 static const struct verb verbs[] = {
+    {"init", cmd_init, "make a folder a workspace"},
+    {"status", cmd_status, "record the folder's changes and show them"},
+    {"ls", cmd_ls, "list the documents"},
+    {"log", cmd_log, "show the changes, newest first"},
+    {"blame", cmd_blame, "show who last changed each line of a file"},
+    {"cat", cmd_cat, "print a file as recorded, now or at a past version"},
+    {"diff", cmd_diff, "show changes of a file between versions"},
+    {"restore", cmd_restore, "bring back a file's old content, or a deleted file"},
     {"bench", cmd_bench, "measure the CRDT on editing traces (kith bench trace FILE...)"},
     {"ai", cmd_ai, "on-device language model: run, tokenize, info, bench, quantize"},
+    {"hub", cmd_hub, "serve end-to-end encrypted sync (kith hub --listen ADDR:PORT --data DIR)"},
     {"version", cmd_version, "print the version"},
 };
 
@@ -58,6 +69,17 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--version"))
         return cmd_version(argc - 1, argv + 1);
+    /* git's -C DIR: run as if started in DIR. */
+    while (argc >= 3 && !strcmp(argv[1], "-C")) {
+        if (chdir(argv[2]))
+            return cli_error("cannot change to %s: %s", argv[2], strerror(errno)), 2;
+        argc -= 2;
+        argv += 2;
+    }
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         if (!strcmp(argv[1], verbs[i].name))
             return verbs[i].fn(argc - 1, argv + 1);

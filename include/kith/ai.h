@@ -105,6 +105,14 @@ KITH_API int kith_model_load(const char *path, kith_model **out, char *err, size
 /* Unmaps and frees @m; NULL is fine. Every context on @m must be freed first. */
 KITH_API void kith_model_free(kith_model *m);
 
+/* Checks that @path is a well-formed GGUF file that the reader opens: header,
+ * metadata and tensor table valid, every tensor's data inside the file. It
+ * does not load the model (an architecture kith cannot run still passes), so
+ * it is cheap even for large files. Returns 0 or gguf reader errors
+ * (KITH_EIO, KITH_ECORRUPT, KITH_EVERSION, KITH_EUNSUPPORTED, KITH_ENOMEM)
+ * with @err (if non-NULL) naming the problem. */
+KITH_API int kith_gguf_check(const char *path, char *err, size_t errlen);
+
 struct kith_model_info {
     size_t size;            /* set to sizeof(struct kith_model_info) before the call */
     const char *arch;       /* "llama", "qwen2" */
@@ -133,6 +141,14 @@ KITH_API int kith_ctx_new(kith_model *m, const struct kith_ctx_params *p, kith_c
 KITH_API void kith_ctx_free(kith_ctx *c);
 /* Context length of @c (tokens). */
 KITH_API int kith_ctx_n_ctx(const kith_ctx *c);
+/* Threads the kernels of @c run on (kith_ctx_params.n_threads, or the default
+ * chosen for the model). */
+KITH_API int kith_ctx_threads(const kith_ctx *c);
+/* Bytes @c allocated for its KV cache, and for all its buffers (KV cache,
+ * activations, logits, RoPE table). Allocated, not resident: pages are only
+ * in memory once a position or a batch of that size has used them. */
+KITH_API uint64_t kith_ctx_kv_bytes(const kith_ctx *c);
+KITH_API uint64_t kith_ctx_mem_bytes(const kith_ctx *c);
 /* Asks a running kith_generate/kith_eval on @c to stop (it returns
  * KITH_ECANCELED). Safe from any thread. */
 KITH_API void kith_ctx_cancel(kith_ctx *c);

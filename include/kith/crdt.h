@@ -59,6 +59,11 @@ KITH_API KITH_NODISCARD int kith_doc_agent(kith_doc *doc, const char *name, kith
 /* Name of @agent; borrowed, valid while @doc lives. NULL if unknown. */
 KITH_API const char *kith_doc_agent_name(const kith_doc *doc, kith_agent agent);
 
+/* Operations of @agent that @doc holds: its seqs 0..*out-1, so *out is the
+ * seq its next operation gets. KITH_EINVAL for an unknown agent. */
+KITH_API KITH_NODISCARD int kith_doc_agent_ops(kith_doc *doc, kith_agent agent,
+                                               uint64_t *out /* OUT */);
+
 /* ---- local editing at the current version --------------------------------- */
 
 /* Inserts @len bytes of UTF-8 @text at code point @pos, as @agent. */

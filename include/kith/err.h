@@ -21,7 +21,13 @@
     X(ENOTFOUND, -9, "not found")                                               \
     X(ETOOBIG, -10, "too large")                                                \
     X(EUNSUPPORTED, -11, "unsupported")                                         \
-    X(ECANCELED, -12, "canceled")
+    X(ECANCELED, -12, "canceled")                                               \
+    X(EBUSY, -13, "busy: another process holds the lock")                       \
+    X(EEXIST, -14, "already exists")                                            \
+    X(ENOSPC, -15, "no space left on device")                                   \
+    X(EPERM, -16, "permission denied")                                          \
+    X(EAUTH, -17, "authentication failed")                                      \
+    X(ENET, -18, "network or protocol error")
 
 enum kith_err {
 #define KITH_ERR_ENUM(name, val, text) KITH_##name = (val),

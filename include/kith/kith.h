@@ -6,5 +6,6 @@
 #include "kith/err.h"
 #include "kith/util.h"
 #include "kith/crdt.h"
+#include "kith/ws.h"
 
 #endif

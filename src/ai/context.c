@@ -122,27 +122,29 @@ int kith_ctx_new(kith_model *m, const struct kith_ctx_params *p, kith_ctx **out)
     size_t half = (size_t)m->rope_dim / 2;
     c->qact_row_max = max_act_row(m);
     c->tact_k_max = max_k(m);
-    if (!(c->k_cache = kith_calloc(kv, sizeof(uint16_t))) ||
-        !(c->v_cache = kith_calloc(kv, sizeof(uint16_t))) ||
-        !(c->x = kith_malloc(B * d * sizeof(float))) ||
-        !(c->xb = kith_malloc(B * d * sizeof(float))) ||
-        !(c->xb2 = kith_malloc(B * d * sizeof(float))) ||
-        !(c->q = kith_malloc(B * qd * sizeof(float))) ||
-        !(c->k = kith_malloc(B * kvd * sizeof(float))) ||
-        !(c->v = kith_malloc(B * kvd * sizeof(float))) ||
-        !(c->att = kith_malloc(B * qd * sizeof(float))) ||
-        !(c->hb = kith_malloc(B * ff * sizeof(float))) ||
-        !(c->hb2 = kith_malloc(B * ff * sizeof(float))) ||
-        !(c->scores = kith_malloc((size_t)c->n_threads * ((size_t)c->n_ctx + hd) * sizeof(float))) ||
-        !(c->qact = kith_malloc(B * c->qact_row_max + 64)) ||
-        !(c->tact = kith_malloc(B * QUANT_TILE_BYTES(c->tact_k_max) + 64)) ||
-        !(c->logits = kith_malloc(B * (size_t)m->n_vocab * sizeof(float))) ||
-        !(c->rope_cos = kith_malloc((size_t)c->n_ctx * half * sizeof(float))) ||
-        !(c->rope_sin = kith_malloc((size_t)c->n_ctx * half * sizeof(float))) ||
-        !(c->embd_acc = kith_malloc(d * sizeof(double) * 2))) {
+    /* sizes named once: they are allocated below and added up for kith_ctx_mem_bytes */
+    size_t kv_b = kv * sizeof(uint16_t), d_b = B * d * sizeof(float), q_b = B * qd * sizeof(float);
+    size_t kvd_b = B * kvd * sizeof(float), ff_b = B * ff * sizeof(float);
+    size_t scores_b = (size_t)c->n_threads * ((size_t)c->n_ctx + hd) * sizeof(float);
+    size_t qact_b = B * c->qact_row_max + 64, tact_b = B * QUANT_TILE_BYTES(c->tact_k_max) + 64;
+    size_t logits_b = B * (size_t)m->n_vocab * sizeof(float);
+    size_t rope_b = (size_t)c->n_ctx * half * sizeof(float), embd_b = d * sizeof(double) * 2;
+    if (!(c->k_cache = kith_calloc(1, kv_b)) || !(c->v_cache = kith_calloc(1, kv_b)) ||
+        !(c->x = kith_malloc(d_b)) || !(c->xb = kith_malloc(d_b)) ||
+        !(c->xb2 = kith_malloc(d_b)) || !(c->q = kith_malloc(q_b)) ||
+        !(c->k = kith_malloc(kvd_b)) || !(c->v = kith_malloc(kvd_b)) ||
+        !(c->att = kith_malloc(q_b)) || !(c->hb = kith_malloc(ff_b)) ||
+        !(c->hb2 = kith_malloc(ff_b)) || !(c->scores = kith_malloc(scores_b)) ||
+        !(c->qact = kith_malloc(qact_b)) || !(c->tact = kith_malloc(tact_b)) ||
+        !(c->logits = kith_malloc(logits_b)) || !(c->rope_cos = kith_malloc(rope_b)) ||
+        !(c->rope_sin = kith_malloc(rope_b)) || !(c->embd_acc = kith_malloc(embd_b))) {
         rc = KITH_ENOMEM;
         goto fail;
     }
+    c->kv_bytes = 2 * (uint64_t)kv_b;
+    c->mem_bytes = c->kv_bytes + 3 * (uint64_t)d_b + 2 * (uint64_t)q_b + 2 * (uint64_t)kvd_b +
+                   2 * (uint64_t)ff_b + scores_b + qact_b + tact_b + logits_b + 2 * (uint64_t)rope_b +
+                   embd_b;
     rope_table(c);
     rc = ai_pool_new(c->n_threads, &c->pool);
     if (rc)
@@ -170,6 +172,21 @@ void kith_ctx_free(kith_ctx *c)
 int kith_ctx_n_ctx(const kith_ctx *c)
 {
     return c->n_ctx;
+}
+
+int kith_ctx_threads(const kith_ctx *c)
+{
+    return c ? c->n_threads : 0;
+}
+
+uint64_t kith_ctx_kv_bytes(const kith_ctx *c)
+{
+    return c ? c->kv_bytes : 0;
+}
+
+uint64_t kith_ctx_mem_bytes(const kith_ctx *c)
+{
+    return c ? c->mem_bytes : 0;
 }
 
 int kith_ctx_n_past(const kith_ctx *c)

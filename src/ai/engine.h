@@ -86,6 +86,7 @@ struct kith_ctx {
     int logits_all;
     float *rope_cos, *rope_sin; /* [n_ctx][rope_dim/2] */
     float *embd_acc;         /* [dim] for kith_embed */
+    uint64_t kv_bytes, mem_bytes; /* what kith_ctx_new allocated (kith_ctx_mem_bytes) */
 };
 
 /* forward_llama.c: runs @n tokens (n <= n_batch) at positions n_past.. and

@@ -163,7 +163,7 @@ void ai_matmul(kith_ctx *c, const struct ai_weight *w, const float *x, int n, fl
     }
     int small = nth == 1 || (size_t)w->m * (size_t)w->k * (size_t)n < 32768;
     if (tiled) {
-        struct tile_task tt = {.w = w, .a = c->qact, .ta = prep ? c->tact : c->qact,
+        struct tile_task tt = {.w = w, .a = t.a, .ta = prep ? c->tact : t.a,
                                .a_stride = t.a_stride,
                                .ta_stride = prep ? QUANT_TILE_BYTES((size_t)w->k) : t.a_stride,
                                .n = n,
@@ -241,6 +241,7 @@ static void att_worker(void *arg, int ith, int nth)
     const uint16_t *kc = c->k_cache + (size_t)t->layer * c->n_ctx * kvd;
     const uint16_t *vc = c->v_cache + (size_t)t->layer * c->n_ctx * kvd;
     float scale = 1.0f / sqrtf((float)hd);
+    int small = K->att_small && hd % 8 == 0 && hd <= 32;
     for (;;) {
         int job = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
         if (job >= t->n * m->n_head)
@@ -248,8 +249,13 @@ static void att_worker(void *arg, int ith, int nth)
         int i = job / m->n_head, h = job % m->n_head, pos = c->n_past + i;
         int kvh = h / group;
         const float *q = c->q + (size_t)i * qd + (size_t)h * hd;
-        for (int d = 0; d < hd; d++)
-            q16[d] = quant_f32_to_f16(q[d]);
+        K->act[GGML_TYPE_F16](q, q16, (size_t)hd);
+        float *out = c->att + (size_t)i * qd + (size_t)h * hd;
+        if (small) { /* the same sums in one call (quant_att_fn) */
+            K->att_small((size_t)hd, q16, kc + (size_t)kvh * hd, vc + (size_t)kvh * hd,
+                         (size_t)kvd, pos + 1, scale, sc, out);
+            continue;
+        }
         // sc[p] = q . k[p] * scale   for p in 0..pos
         float mx = -INFINITY;
         for (int p = 0; p <= pos; p++) {
@@ -264,7 +270,6 @@ static void att_worker(void *arg, int ith, int nth)
         }
         float inv = (float)(1.0 / sum);
         // out[hd] = sum_p sc[p] * v[p]
-        float *out = c->att + (size_t)i * qd + (size_t)h * hd;
         memset(out, 0, (size_t)hd * sizeof(float));
         for (int p = 0; p <= pos; p++) {
             const uint16_t *v = vc + (size_t)p * kvd + (size_t)kvh * hd;
@@ -288,6 +293,7 @@ int ai_forward(kith_ctx *c, const int32_t *tokens, int n, int all_logits, int no
 {
     const kith_model *m = c->m;
     int d = m->dim, hd = m->head_dim, qd = m->n_head * hd, kvd = m->n_head_kv * hd, ff = m->ff;
+    quant_quantize_fn to_f16 = quant_kernels()->act[GGML_TYPE_F16];
     if (n <= 0 || n > c->n_batch)
         return KITH_EINVAL;
     if (c->n_past + n > c->n_ctx)
@@ -321,10 +327,9 @@ int ai_forward(kith_ctx *c, const int32_t *tokens, int n, int all_logits, int no
             rope(m, c, c->k + (size_t)i * kvd, m->n_head_kv, pos);
             uint16_t *kc = c->k_cache + ((size_t)l * c->n_ctx + pos) * kvd;
             uint16_t *vc = c->v_cache + ((size_t)l * c->n_ctx + pos) * kvd;
-            for (int e = 0; e < kvd; e++) {
-                kc[e] = quant_f32_to_f16(c->k[(size_t)i * kvd + e]);
-                vc[e] = quant_f32_to_f16(c->v[(size_t)i * kvd + e]);
-            }
+            /* the F16 activation kernel rounds as quant_f32_to_f16 does, 8 at a time */
+            to_f16(c->k + (size_t)i * kvd, kc, (size_t)kvd);
+            to_f16(c->v + (size_t)i * kvd, vc, (size_t)kvd);
         }
         struct att_task at = {.c = c, .layer = l, .n = n};
         atomic_init(&at.next, 0);

@@ -337,6 +337,18 @@ void kith_model_free(kith_model *m)
     kith_free(m);
 }
 
+int kith_gguf_check(const char *path, char *err, size_t errlen)
+{
+    gguf_file *f = NULL;
+    if (!path)
+        return KITH_EINVAL;
+    /* gguf_open validates every offset, size and tensor extent against the
+     * file; nothing more is needed to know the reader will accept it. */
+    int rc = gguf_open(path, &f, err, errlen);
+    gguf_close(f);
+    return rc;
+}
+
 int kith_model_info(const kith_model *m, struct kith_model_info *info)
 {
     if (!m || !info || info->size < sizeof *info)

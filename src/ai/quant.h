@@ -190,6 +190,15 @@ typedef void (*quant_tile_fn)(size_t n, const void *w, size_t w_stride, const vo
                               size_t a_stride, int nc, float *y, size_t y_stride);
 /* out[i] += s * v[i] for @n f16 values (attention's weighted sum of V). */
 typedef void (*quant_axpy_f16_fn)(size_t n, float s, const uint16_t *v, float *out);
+/* Attention of one query head over @n_pos cached positions: sc[p] = (q16 .
+ * k[p]) * scale, softmax over p, out[hd] = sum_p sc[p] v[p]. K and V rows
+ * are f16, @stride elements apart (this head's @hd values first); @sc is
+ * scratch of @n_pos floats. For small heads (hd 8..32, a multiple of 8), where
+ * a kernel call per position and per V row would cost more than the
+ * arithmetic; it gives the same bits as the dot[F16]/axpy_f16 loop it replaces. */
+typedef void (*quant_att_fn)(size_t hd, const uint16_t *q16, const uint16_t *k,
+                             const uint16_t *v, size_t stride, int n_pos, float scale,
+                             float *sc, float *out);
 
 struct quant_kernels {
     const char *name;                        /* "scalar", "avx2", "avx512" */
@@ -199,6 +208,7 @@ struct quant_kernels {
     quant_tile_prep_fn tile_prep[GGML_TYPE_COUNT]; /* by weight type; NULL = no tiles */
     quant_tile_fn tile4[GGML_TYPE_COUNT];
     quant_axpy_f16_fn axpy_f16;
+    quant_att_fn att_small;                  /* NULL: attention per position */
 };
 
 /* The best kernels for this CPU, chosen on the first call (thread-safe).

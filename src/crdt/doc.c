@@ -65,6 +65,18 @@ const char *kith_doc_agent_name(const kith_doc *doc, kith_agent agent)
     return agent < doc->log.nagents ? doc->log.agents[agent].name : NULL;
 }
 
+int kith_doc_agent_ops(kith_doc *doc, kith_agent agent, uint64_t *out)
+{
+    *out = 0;
+    int ready = doc_ready(doc);
+    if (ready)
+        return ready;
+    if (agent >= doc->log.nagents)
+        return KITH_EINVAL;
+    *out = doc->log.agents[agent].next_seq;
+    return KITH_OK;
+}
+
 size_t kith_doc_len(const kith_doc *doc)
 {
     return doc->text.total_cp;

@@ -11,6 +11,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <math.h>
 
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,ssse3")))
 
@@ -286,6 +287,65 @@ tile_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, fl
 TILE_FN(tile4_q4_0, 1)
 TILE_FN(tile4_q8_0, 0)
 
+/* F32 . F32, 4 weight rows x NC (1..4) activation rows (n a multiple of 16):
+ * one accumulator per (row, column), so each weight and activation chunk is
+ * loaded once for 4 products, and the 4 rows of a column are reduced
+ * together (a transpose-add) into one vector of 4 sums. For small models
+ * (the bundled one: rows of 64) the per-dot reductions of dot_f32 were most
+ * of the work. The sums associate differently from dot_f32 (one chain per
+ * lane, then the tree), a float rounding difference only. */
+TGT static inline __m128 hsum4x16(__m512 a, __m512 b, __m512 c, __m512 d)
+{
+    __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+    /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] and the same for c, d */
+    __m512 s = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(s),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+TGT static inline __attribute__((always_inline)) void
+tile_f32_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y,
+              size_t ys, const int NC)
+{
+    __m512 acc[4][4];
+    TILE_UNROLL
+    for (int r = 0; r < 4; r++) {
+        TILE_UNROLL
+        for (int c = 0; c < NC; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    }
+    for (size_t i = 0; i < n; i += 16) {
+        __m512 wv[4];
+        TILE_UNROLL
+        for (int r = 0; r < 4; r++)
+            wv[r] = _mm512_loadu_ps((const float *)(w + (size_t)r * ws) + i);
+        TILE_UNROLL
+        for (int c = 0; c < NC; c++) {
+            __m512 av = _mm512_loadu_ps((const float *)(a + (size_t)c * as) + i);
+            TILE_UNROLL
+            for (int r = 0; r < 4; r++)
+                acc[r][c] = _mm512_fmadd_ps(wv[r], av, acc[r][c]);
+        }
+    }
+    TILE_UNROLL
+    for (int c = 0; c < NC; c++)
+        _mm_storeu_ps(y + (size_t)c * ys, hsum4x16(acc[0][c], acc[1][c], acc[2][c], acc[3][c]));
+}
+
+TGT static void tile4_f32(size_t n, const void *w, size_t ws, const void *a, size_t as, int nc,
+                          float *y, size_t ys)
+{
+    switch (nc) {
+    case 1: tile_f32_body(n, w, ws, a, as, y, ys, 1); break;
+    case 2: tile_f32_body(n, w, ws, a, as, y, ys, 2); break;
+    case 3: tile_f32_body(n, w, ws, a, as, y, ys, 3); break;
+    default: tile_f32_body(n, w, ws, a, as, y, ys, 4); break;
+    }
+}
+
 /* Q4_K . Q8_K, 4 weight rows x NC (1..2) activation rows, no preparation:
  * each 32-byte chunk of nibbles makes a zmm of 64 elements in their natural
  * order (low nibbles then high), which the Q8_K quants already have. The
@@ -510,6 +570,138 @@ TGT static void axpy_f16(size_t n, float s, const uint16_t *v, float *out)
         out[i] += s * f16_lut[v[i]];
 }
 
+/* dot_f32 over 4 activation rows at once (prompt processing of F32 models):
+ * each row keeps dot_f32's own four accumulators and tail, so every sum is
+ * bit for bit what dot_f32 gives, but each weight chunk is loaded once for
+ * the four rows and there is one call instead of four. */
+TGT static void dot4_f32(size_t n, const void *wv, const void *av, size_t stride, int nr,
+                         float *out)
+{
+    const float *w = wv;
+    if (nr != 4) {
+        for (int r = 0; r < nr; r++)
+            out[r] = dot_f32(n, wv, (const uint8_t *)av + (size_t)r * stride);
+        return;
+    }
+    const float *a0 = av, *a1 = (const float *)((const uint8_t *)av + stride);
+    const float *a2 = (const float *)((const uint8_t *)av + 2 * stride);
+    const float *a3 = (const float *)((const uint8_t *)av + 3 * stride);
+    /* written out row by row: GCC -O2 keeps an accumulator array in memory */
+    const __m512 z = _mm512_setzero_ps();
+    __m512 s00 = z, s01 = z, s02 = z, s03 = z, s10 = z, s11 = z, s12 = z, s13 = z;
+    __m512 s20 = z, s21 = z, s22 = z, s23 = z, s30 = z, s31 = z, s32 = z, s33 = z;
+#define LD _mm512_loadu_ps
+#define FMA4(r, a)                                                                        \
+    s##r##0 = _mm512_fmadd_ps(w0, LD(a + i), s##r##0);                                   \
+    s##r##1 = _mm512_fmadd_ps(w1, LD(a + i + 16), s##r##1);                              \
+    s##r##2 = _mm512_fmadd_ps(w2, LD(a + i + 32), s##r##2);                              \
+    s##r##3 = _mm512_fmadd_ps(w3, LD(a + i + 48), s##r##3);
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512 w0 = LD(w + i), w1 = LD(w + i + 16), w2 = LD(w + i + 32), w3 = LD(w + i + 48);
+        FMA4(0, a0)
+        FMA4(1, a1)
+        FMA4(2, a2)
+        FMA4(3, a3)
+    }
+#undef FMA4
+    for (; i + 16 <= n; i += 16) {
+        __m512 w0 = LD(w + i);
+        s00 = _mm512_fmadd_ps(w0, LD(a0 + i), s00);
+        s10 = _mm512_fmadd_ps(w0, LD(a1 + i), s10);
+        s20 = _mm512_fmadd_ps(w0, LD(a2 + i), s20);
+        s30 = _mm512_fmadd_ps(w0, LD(a3 + i), s30);
+    }
+#undef LD
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 w0 = _mm512_maskz_loadu_ps(m, w + i);
+        s01 = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, a0 + i), s01);
+        s11 = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, a1 + i), s11);
+        s21 = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, a2 + i), s21);
+        s31 = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, a3 + i), s31);
+    }
+    out[0] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s00, s01), _mm512_add_ps(s02, s03)));
+    out[1] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s10, s11), _mm512_add_ps(s12, s13)));
+    out[2] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s20, s21), _mm512_add_ps(s22, s23)));
+    out[3] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s30, s31), _mm512_add_ps(s32, s33)));
+}
+
+/* ---- attention for small heads (quant_att_fn) ----
+ * Toy models (the bundled stories260K has 8-wide heads) spend most of a
+ * prompt in attention, where a dot_f16 and an axpy_f16 call per position
+ * cost more than their 8 to 32 products. This keeps q, the scores' partial
+ * sums and the output row in registers, doing the same arithmetic lane for
+ * lane: dot_f16 leaves a head's products in its two accumulators as the
+ * 8-lane chunks [c0|c1] and [c2|c3], which its reduction adds as
+ * (c1 + c3) + (c0 + c2) before the 8-lane tree of hsum8 (the order of
+ * _mm512_reduce_add_ps); axpy_f16 fuses multiply and add over whole 16-lane
+ * blocks and rounds twice in its scalar tail. Absent chunks are zeros, which
+ * add exactly, so the result has the same bits as the per-position loop. */
+TGT static inline __attribute__((always_inline)) void
+att_small_body(int nc, const uint16_t *q16, const uint16_t *k, const uint16_t *v, size_t stride,
+               int n_pos, float scale, float *sc, float *out)
+{
+    const __m256 z = _mm256_setzero_ps();
+    __m256 q[4], o[4];
+    for (int c = 0; c < 4; c++) {
+        q[c] = c < nc ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(q16 + 8 * c))) : z;
+        o[c] = z;
+    }
+    for (int p = 0; p < n_pos; p++) {
+        const uint16_t *kr = k + (size_t)p * stride;
+        __m256 x[4];
+        for (int c = 0; c < 4; c++)
+            x[c] = c < nc ? _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kr + 8 * c))), q[c])
+                          : z;
+        sc[p] = hsum8(_mm256_add_ps(_mm256_add_ps(x[1], x[3]), _mm256_add_ps(x[0], x[2]))) * scale;
+    }
+    /* the maximum in its own pass, 16 lanes wide: in the loop above it was a
+     * chain of dependent compares, one per position (max is exact in any
+     * order; a NaN score is skipped either way) */
+    __m512 m16 = _mm512_set1_ps(-INFINITY);
+    int p0 = 0;
+    for (; p0 + 16 <= n_pos; p0 += 16)
+        m16 = _mm512_max_ps(_mm512_loadu_ps(sc + p0), m16);
+    if (p0 < n_pos) {
+        __mmask16 mk = (__mmask16)((1u << (n_pos - p0)) - 1);
+        m16 = _mm512_mask_max_ps(m16, mk, _mm512_maskz_loadu_ps(mk, sc + p0), m16);
+    }
+    float mx = _mm512_reduce_max_ps(m16);
+    /* exp and the sum (in order, in double) as two loops: fused, the sum
+     * was spilled around every expf call */
+    for (int p = 0; p < n_pos; p++)
+        sc[p] = expf(sc[p] - mx);
+    double sum = 0;
+    for (int p = 0; p < n_pos; p++)
+        sum += sc[p];
+    float inv = (float)(1.0 / sum);
+    int fused = nc & ~1; /* chunks inside whole 16-lane blocks of axpy_f16 */
+    for (int p = 0; p < n_pos; p++) {
+        const uint16_t *vr = v + (size_t)p * stride;
+        __m256 s = _mm256_set1_ps(sc[p] * inv);
+        for (int c = 0; c < nc; c++) {
+            __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vr + 8 * c)));
+            o[c] = c < fused ? _mm256_fmadd_ps(s, x, o[c]) : _mm256_add_ps(o[c], _mm256_mul_ps(s, x));
+        }
+    }
+    for (int c = 0; c < nc; c++)
+        _mm256_storeu_ps(out + 8 * c, o[c]);
+}
+
+TGT static void att_small(size_t hd, const uint16_t *q16, const uint16_t *k, const uint16_t *v,
+                          size_t stride, int n_pos, float scale, float *sc, float *out)
+{
+    /* one body per head size, so that the chunk loops unroll into registers */
+    switch (hd) {
+    case 8: att_small_body(1, q16, k, v, stride, n_pos, scale, sc, out); break;
+    case 16: att_small_body(2, q16, k, v, stride, n_pos, scale, sc, out); break;
+    case 24: att_small_body(3, q16, k, v, stride, n_pos, scale, sc, out); break;
+    case 32: att_small_body(4, q16, k, v, stride, n_pos, scale, sc, out); break;
+    default: break; /* the caller only passes these */
+    }
+}
+
 void quant_kernels_init_avx512(struct quant_kernels *k)
 {
     memset(k, 0, sizeof *k);
@@ -529,6 +721,9 @@ void quant_kernels_init_avx512(struct quant_kernels *k)
     k->tile4[GGML_TYPE_Q4_K] = tile4_q4_K;
     k->tile4[GGML_TYPE_Q6_K] = tile4_q6_K;
     k->axpy_f16 = axpy_f16;
+    k->dot4[GGML_TYPE_F32] = dot4_f32;
+    k->tile4[GGML_TYPE_F32] = tile4_f32;
+    k->att_small = att_small;
 }
 
 #else

@@ -1,0 +1,290 @@
+/*
+ * kith init, status and ls, and what the workspace verbs share: opening the
+ * workspace (with -C DIR), colour on terminals only, times, and the exit
+ * codes (0 done, 1 error, 2 usage, 3 recorded with warnings).
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cmds.h"
+#include "cli/ws_cli.h"
+#include "kith/kith.h"
+
+int cli_color(void)
+{
+    const char *term = getenv("TERM");
+    return isatty(STDOUT_FILENO) && !getenv("NO_COLOR") && (!term || strcmp(term, "dumb"));
+}
+
+void cli_time(char *buf, size_t cap, long long ms, int iso)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (iso) {
+        gmtime_r(&t, &tm);
+        strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    } else {
+        localtime_r(&t, &tm);
+        strftime(buf, cap, "%Y-%m-%d %H:%M", &tm);
+    }
+}
+
+/* Takes the options every workspace verb has (-C DIR, --json, --help) out
+ * of argv, leaving the rest in order. Returns -1 after printing help. */
+int ws_cli_common(int *argc, char **argv, ws_cli_opts *o, const char *usage)
+{
+    int out = 1;
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < *argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(usage, stdout);
+            return -1;
+        }
+        if (!strcmp(argv[i], "--json")) {
+            o->json = 1;
+        } else if (!strcmp(argv[i], "-C") && i + 1 < *argc) {
+            if (chdir(argv[++i])) {
+                cli_error("cannot change to %s: %s", argv[i], strerror(errno));
+                return -2;
+            }
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    *argc = out;
+    o->color = !o->json && cli_color();
+    return 0;
+}
+
+kith_ws *ws_cli_open(void)
+{
+    kith_ws *ws = NULL;
+    int rc = kith_ws_open(NULL, &ws);
+    if (rc) {
+        cli_error("%s", kith_ws_errmsg(ws));
+        kith_ws_close(ws);
+        return NULL;
+    }
+    return ws;
+}
+
+int ws_cli_fail(kith_ws *ws)
+{
+    cli_error("%s", kith_ws_errmsg(ws));
+    kith_ws_close(ws);
+    return 1;
+}
+
+const char *ws_cli_what(enum kith_ws_what w)
+{
+    static const char *const names[] = {"added", "modified", "deleted",
+                                        "renamed", "restored", "warning"};
+    return (unsigned)w < sizeof names / sizeof names[0] ? names[w] : "?";
+}
+
+/* ---- init -------------------------------------------------------------------------- */
+
+static const char init_usage[] =
+    "usage: kith init [DIR] [--name NAME]\n"
+    "\n"
+    "Makes DIR (default: the current folder) a kith workspace: a .kith/ folder\n"
+    "with the store, this device's identity (Ed25519), the workspace id and key\n"
+    "and a config file. NAME is how your changes are signed in log and blame\n"
+    "(default: your login name). Refuses to run inside an existing workspace.\n";
+
+int cmd_init(int argc, char **argv)
+{
+    ws_cli_opts o;
+    const char *dir = NULL, *name = NULL;
+    int r = ws_cli_common(&argc, argv, &o, init_usage);
+    if (r)
+        return r == -1 ? 0 : 2;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--name") && i + 1 < argc)
+            name = argv[++i];
+        else if (argv[i][0] == '-')
+            return cli_error("init: unknown option %s\n%s", argv[i], init_usage), 2;
+        else if (!dir)
+            dir = argv[i];
+        else
+            return cli_error("init: one folder at most\n%s", init_usage), 2;
+    }
+    kith_ws *ws = NULL;
+    if (kith_ws_init(dir, name, &ws))
+        return ws_cli_fail(ws);
+    if (o.json) {
+        json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "root", kith_ws_root(ws), "workspace",
+                              kith_ws_id(ws), "device", kith_ws_device(ws), "user",
+                              kith_ws_user(ws));
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(j);
+    } else {
+        printf("Initialised kith workspace %s in %s\n", kith_ws_id(ws), kith_ws_root(ws));
+        printf("You are %s on device %.16s.\n", kith_ws_user(ws), kith_ws_device(ws));
+    }
+    kith_ws_close(ws);
+    return 0;
+}
+
+/* ---- status ------------------------------------------------------------------------ */
+
+static const char status_usage[] =
+    "usage: kith status [--json] [-C DIR]\n"
+    "\n"
+    "Scans the workspace folder and records every change since the last scan as\n"
+    "one change of this device, then prints what changed. Files kith cannot take\n"
+    "as they are (not UTF-8, unreadable, vanished) are reported as warnings and\n"
+    "left as recorded. Exit status: 0 recorded (or nothing to do), 3 recorded\n"
+    "with warnings, 1 error (nothing recorded).\n";
+
+typedef struct status_ctx {
+    ws_cli_opts *o;
+    json_t *files, *warnings;
+    FILE *out; /* the file lines, printed after the header */
+} status_ctx;
+
+static void on_file(const kith_ws_file *f, void *vctx)
+{
+    status_ctx *c = vctx;
+    if (c->o->json) {
+        if (f->what == KITH_WS_WARNING) {
+            json_array_append_new(c->warnings,
+                                  json_pack("{s:s, s:s}", "path", f->path, "message", f->message));
+            return;
+        }
+        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:b}", "what", ws_cli_what(f->what), "path",
+                              f->path, "inserted", (json_int_t)f->inserted, "deleted",
+                              (json_int_t)f->deleted, "binary", f->binary);
+        if (f->old_path)
+            json_object_set_new(j, "old_path", json_string(f->old_path));
+        json_array_append_new(c->files, j);
+        return;
+    }
+    if (f->what == KITH_WS_WARNING) {
+        fprintf(stderr, "%swarning:%s %s: %s\n", c->o->color ? "\033[33m" : "",
+                c->o->color ? "\033[0m" : "", f->path, f->message);
+        return;
+    }
+    const char *col = !c->o->color             ? ""
+                      : f->what == KITH_WS_ADDED   ? "\033[32m"
+                      : f->what == KITH_WS_DELETED ? "\033[31m"
+                                                   : "\033[36m";
+    char name[8192];
+    if (f->old_path)
+        snprintf(name, sizeof name, "%s -> %s", f->old_path, f->path);
+    else
+        snprintf(name, sizeof name, "%s", f->path);
+    fprintf(c->out, "  %s%-9s%s %s", col, ws_cli_what(f->what), c->o->color ? "\033[0m" : "", name);
+    if (f->binary)
+        fprintf(c->out, "  (binary)");
+    else if (f->inserted || f->deleted)
+        fprintf(c->out, "  (+%llu -%llu)", (unsigned long long)f->inserted, (unsigned long long)f->deleted);
+    fputc('\n', c->out);
+}
+
+int cmd_status(int argc, char **argv)
+{
+    ws_cli_opts o;
+    int r = ws_cli_common(&argc, argv, &o, status_usage);
+    if (r)
+        return r == -1 ? 0 : 2;
+    if (argc > 1)
+        return cli_error("status: unexpected argument %s\n%s", argv[1], status_usage), 2;
+    kith_ws *ws = ws_cli_open();
+    if (!ws)
+        return 1;
+    status_ctx c = {.o = &o, .files = json_array(), .warnings = json_array()};
+    kith_ws_result res;
+    /* Buffer the file lines: the header with the change id comes first. */
+    char *buf = NULL;
+    size_t blen = 0;
+    c.out = o.json ? NULL : open_memstream(&buf, &blen);
+    if (!o.json && !c.out)
+        return kith_ws_close(ws), cli_error("out of memory");
+    int rc = kith_ws_scan(ws, on_file, &c, &res);
+    if (c.out)
+        fclose(c.out);
+    if (rc) {
+        free(buf);
+        json_decref(c.files);
+        json_decref(c.warnings);
+        return ws_cli_fail(ws);
+    }
+    if (o.json) {
+        json_t *j = json_pack("{s:s, s:o, s:o}", "workspace", kith_ws_root(ws), "files", c.files,
+                              "warnings", c.warnings);
+        json_object_set_new(j, "change", res.change[0] ? json_string(res.change) : json_null());
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(j);
+    } else {
+        if (res.change[0])
+            printf("recorded change %s%.12s%s (%zu file%s)\n", o.color ? "\033[33m" : "",
+                   res.change, o.color ? "\033[0m" : "", res.files, res.files == 1 ? "" : "s");
+        else
+            printf("nothing changed since the last scan\n");
+        fwrite(buf, 1, blen, stdout);
+        json_decref(c.files);
+        json_decref(c.warnings);
+    }
+    free(buf);
+    kith_ws_close(ws);
+    return res.warnings ? 3 : 0;
+}
+
+/* ---- ls -------------------------------------------------------------------------------- */
+
+static const char ls_usage[] = "usage: kith ls [--json] [-C DIR]\n"
+                               "\n"
+                               "Lists the documents as recorded: path, size, last change, its\n"
+                               "author and date.\n";
+
+static int ls_entry(const kith_ws_entry *e, void *vctx)
+{
+    ws_cli_opts *o = vctx;
+    char when[64];
+    if (o->json) {
+        cli_time(when, sizeof when, e->time_ms, 1);
+        json_t *j = json_pack("{s:s, s:b, s:I, s:s, s:s, s:s}", "path", e->path, "binary",
+                              e->binary, "size", (json_int_t)e->size, "change", e->change,
+                              "author", e->author, "time", when);
+        json_array_append_new(o->acc, j);
+        return 0;
+    }
+    cli_time(when, sizeof when, e->time_ms, 0);
+    printf("%s%.10s%s  %-16s %s  %9llu  %s%s\n", o->color ? "\033[33m" : "", e->change,
+           o->color ? "\033[0m" : "", e->author, when, (unsigned long long)e->size, e->path,
+           e->binary ? "  (binary)" : "");
+    return 0;
+}
+
+int cmd_ls(int argc, char **argv)
+{
+    ws_cli_opts o;
+    int r = ws_cli_common(&argc, argv, &o, ls_usage);
+    if (r)
+        return r == -1 ? 0 : 2;
+    if (argc > 1)
+        return cli_error("ls: unexpected argument %s\n%s", argv[1], ls_usage), 2;
+    kith_ws *ws = ws_cli_open();
+    if (!ws)
+        return 1;
+    o.acc = o.json ? json_array() : NULL;
+    if (kith_ws_ls(ws, ls_entry, &o)) {
+        json_decref(o.acc);
+        return ws_cli_fail(ws);
+    }
+    if (o.json) {
+        json_dumpf(o.acc, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(o.acc);
+    }
+    kith_ws_close(ws);
+    return 0;
+}

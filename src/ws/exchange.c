@@ -1,0 +1,967 @@
+/*
+ * Exchange between replicas of one workspace: kith_ws_export encodes what a
+ * replica holds (authors, changes with their per-file edits, documents with
+ * their whole CRDT history, whole-file versions), kith_ws_import merges such
+ * an encoding (docs/FORMAT.md, "Workspace export"). Everything a peer sends
+ * is validated before the store is touched: paths may not leave the folder,
+ * hashes must match their content, CRDT encodings are checked by
+ * kith_doc_apply. Files are written through a journal (the writes table):
+ * temporary files are made and fsync'd before the transaction commits, and
+ * renamed into place after it, so a crash leaves either the old state or
+ * one that the next scan completes.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include "ws/ws_int.h"
+
+static const uint8_t magic[8] = {'K', 'I', 'T', 'H', 'W', 'X', '1', 0};
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+typedef struct wbuf {
+    uint8_t *p;
+    size_t n, cap;
+    int err;
+} wbuf;
+
+static void wb_bytes(wbuf *w, const void *p, size_t n)
+{
+    if (w->err || kith_grow((void **)&w->p, &w->cap, w->n + n, 1)) {
+        w->err = KITH_ENOMEM;
+        return;
+    }
+    if (n)
+        memcpy(w->p + w->n, p, n);
+    w->n += n;
+}
+
+static void wb_var(wbuf *w, uint64_t v)
+{
+    uint8_t b[10];
+    wb_bytes(w, b, kith_varint_put(b, v));
+}
+
+static void wb_str(wbuf *w, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    wb_var(w, n);
+    wb_bytes(w, s, n);
+}
+
+/* NULL and "" differ: NULL is 0, a string is its length + 1. */
+static void wb_optstr(wbuf *w, const char *s)
+{
+    if (!s) {
+        wb_var(w, 0);
+        return;
+    }
+    wb_var(w, strlen(s) + 1);
+    wb_bytes(w, s, strlen(s));
+}
+
+static void wb_optblob(wbuf *w, const void *p, size_t n)
+{
+    wb_var(w, p ? 1 : 0);
+    if (p)
+        wb_bytes(w, p, n);
+}
+
+static int export_authors(kith_ws *ws, wbuf *w, int64_t **ids, size_t *nids)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st, "SELECT id, key, name FROM authors ORDER BY id");
+    if (rc)
+        return rc;
+    size_t n = 0, cap = 0;
+    wbuf body = {0};
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (kith_grow((void **)ids, &cap, n + 1, sizeof **ids)) {
+            rc = KITH_ENOMEM;
+            break;
+        }
+        (*ids)[n++] = sqlite3_column_int64(st, 0);
+        if (sqlite3_column_bytes(st, 1) != 32) {
+            rc = ws_error(ws, KITH_ECORRUPT, "an author's key is malformed in the store");
+            break;
+        }
+        wb_bytes(&body, sqlite3_column_blob(st, 1), 32);
+        wb_str(&body, (const char *)sqlite3_column_text(st, 2));
+    }
+    if (!rc && src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "reading authors");
+    sqlite3_finalize(st);
+    wb_var(w, n);
+    wb_bytes(w, body.p, body.n);
+    kith_free(body.p);
+    *nids = n;
+    return rc ? rc : body.err ? body.err : w->err;
+}
+
+static uint64_t author_index(const int64_t *ids, size_t n, int64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return i;
+    return 0;
+}
+
+static int export_changes(kith_ws *ws, wbuf *w, const int64_t *ids, size_t nids)
+{
+    sqlite3_stmt *st = NULL, *ed = NULL;
+    int rc = ws_prepare(ws, &st, "SELECT id, author, seq, time_ms, lamport, via FROM changes "
+                                 "ORDER BY id");
+    if (!rc)
+        rc = ws_prepare(ws, &ed,
+                        "SELECT d.uuid, e.what, e.kind, e.path, e.old_path, e.ins, e.del, "
+                        "e.opseq, e.opcount, e.version, e.blob FROM edits e JOIN docs d ON "
+                        "d.id=e.doc WHERE e.change=? ORDER BY e.doc");
+    if (rc) {
+        sqlite3_finalize(st);
+        return rc;
+    }
+    wbuf body = {0};
+    uint64_t n = 0;
+    int src;
+    while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        n++;
+        wb_var(&body, author_index(ids, nids, sqlite3_column_int64(st, 1)));
+        wb_var(&body, (uint64_t)sqlite3_column_int64(st, 2));
+        wb_var(&body, kith_zigzag(sqlite3_column_int64(st, 3)));
+        wb_var(&body, (uint64_t)sqlite3_column_int64(st, 4));
+        wb_optstr(&body, (const char *)sqlite3_column_text(st, 5));
+        sqlite3_reset(ed);
+        sqlite3_bind_int64(ed, 1, sqlite3_column_int64(st, 0));
+        wbuf edits = {0};
+        uint64_t ne = 0;
+        int esrc;
+        while ((esrc = sqlite3_step(ed)) == SQLITE_ROW) {
+            ne++;
+            wb_bytes(&edits, sqlite3_column_blob(ed, 0), 16);
+            wb_var(&edits, (uint64_t)sqlite3_column_int(ed, 1));
+            wb_var(&edits, (uint64_t)sqlite3_column_int(ed, 2));
+            wb_str(&edits, (const char *)sqlite3_column_text(ed, 3));
+            wb_optstr(&edits, (const char *)sqlite3_column_text(ed, 4));
+            for (int k = 5; k <= 8; k++)
+                wb_var(&edits, (uint64_t)sqlite3_column_int64(ed, k));
+            wb_optstr(&edits, (const char *)sqlite3_column_text(ed, 9));
+            wb_optblob(&edits, sqlite3_column_bytes(ed, 10) == 32 ? sqlite3_column_blob(ed, 10)
+                                                                   : NULL,
+                       32);
+        }
+        if (esrc != SQLITE_DONE)
+            rc = ws_sqlerr(ws, esrc, "reading history");
+        wb_var(&body, ne);
+        wb_bytes(&body, edits.p, edits.n);
+        if (edits.err)
+            rc = edits.err;
+        kith_free(edits.p);
+    }
+    if (!rc && src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "reading history");
+    sqlite3_finalize(st);
+    sqlite3_finalize(ed);
+    wb_var(w, n);
+    wb_bytes(w, body.p, body.n);
+    kith_free(body.p);
+    return rc ? rc : body.err ? body.err : w->err;
+}
+
+static int export_docs(kith_ws *ws, wbuf *w, const int64_t *ids, size_t nids)
+{
+    static const uint8_t zero[32];
+    wb_var(w, ws->ndocs);
+    for (size_t i = 0; i < ws->ndocs && !w->err; i++) {
+        ws_doc *d = ws->docs[i];
+        wb_bytes(w, d->uuid, 16);
+        wb_var(w, (uint64_t)d->kind);
+        wb_str(w, d->path);
+        wb_var(w, d->deleted);
+        wb_var(w, (uint64_t)d->lamport);
+        wb_var(w, author_index(ids, nids, d->lamport_author));
+        wb_var(w, (uint64_t)d->path_lamport);
+        wb_var(w, author_index(ids, nids, d->path_author));
+        wb_optblob(w, memcmp(d->blob, zero, 32) ? d->blob : NULL, 32);
+        kith_doc *doc = NULL;
+        uint8_t *enc = NULL;
+        size_t len = 0;
+        int rc = ws_doc_crdt(ws, d, &doc);
+        if (!rc)
+            rc = kith_doc_encode(doc, &enc, &len);
+        if (rc)
+            return rc;
+        wb_var(w, len);
+        wb_bytes(w, enc, len);
+        kith_free(enc);
+    }
+    return w->err;
+}
+
+static int export_blobs(kith_ws *ws, wbuf *w)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st, "SELECT hash, data FROM blobs");
+    if (rc)
+        return rc;
+    wbuf body = {0};
+    uint64_t n = 0;
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        n++;
+        wb_bytes(&body, sqlite3_column_blob(st, 0), 32);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        wb_var(&body, len);
+        wb_bytes(&body, sqlite3_column_blob(st, 1), len);
+    }
+    if (src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "reading file versions");
+    sqlite3_finalize(st);
+    wb_var(w, n);
+    wb_bytes(w, body.p, body.n);
+    kith_free(body.p);
+    return rc ? rc : body.err ? body.err : w->err;
+}
+
+int kith_ws_export(kith_ws *ws, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    ws->err[0] = 0;
+    wbuf w = {0};
+    int64_t *ids = NULL;
+    size_t nids = 0;
+    /* A read transaction: one consistent snapshot of the store. */
+    int rc = sqlite3_exec(ws->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK
+                 ? KITH_OK
+                 : ws_sqlerr(ws, sqlite3_errcode(ws->db), "store");
+    if (rc)
+        return rc;
+    rc = ws_docs_load(ws);
+    wb_bytes(&w, magic, sizeof magic);
+    wb_str(&w, ws->wsid);
+    if (!rc)
+        rc = export_authors(ws, &w, &ids, &nids);
+    if (!rc)
+        rc = export_changes(ws, &w, ids, nids);
+    if (!rc)
+        rc = export_docs(ws, &w, ids, nids);
+    if (!rc)
+        rc = export_blobs(ws, &w);
+    ws_rollback(ws);
+    kith_free(ids);
+    if (!rc) {
+        uint8_t sum[16];
+        crypto_generichash(sum, sizeof sum, w.p, w.n, NULL, 0);
+        wb_bytes(&w, sum, sizeof sum);
+        rc = w.err;
+    }
+    if (rc) {
+        kith_free(w.p);
+        return rc;
+    }
+    *out = w.p;
+    *len = w.n;
+    return KITH_OK;
+}
+
+/* ---- reading ---------------------------------------------------------------------- */
+
+typedef struct rbuf {
+    const uint8_t *p;
+    size_t n, off;
+    bool err;
+} rbuf;
+
+static const uint8_t *rb_bytes(rbuf *r, size_t n)
+{
+    if (r->err || n > r->n - r->off) {
+        r->err = true;
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->off;
+    r->off += n;
+    return p;
+}
+
+static uint64_t rb_var(rbuf *r, uint64_t max)
+{
+    uint64_t v = 0;
+    size_t used = r->err ? 0 : kith_varint_get(r->p + r->off, r->n - r->off, &v);
+    if (!used || v > max) {
+        r->err = true;
+        return 0;
+    }
+    r->off += used;
+    return v;
+}
+
+/* A counted string copied out (NUL-terminated); NULL on error. */
+static char *rb_str(rbuf *r, size_t max)
+{
+    size_t n = (size_t)rb_var(r, max);
+    const uint8_t *p = rb_bytes(r, n);
+    if (!p)
+        return NULL;
+    if (memchr(p, 0, n) || kith_utf8_count((const char *)p, n) < 0) {
+        r->err = true;
+        return NULL;
+    }
+    char *s = kith_strndup((const char *)p, n);
+    if (!s)
+        r->err = true;
+    return s;
+}
+
+static char *rb_optstr(rbuf *r, size_t max, bool *present)
+{
+    size_t n = (size_t)rb_var(r, max + 1);
+    *present = n > 0;
+    if (!n || r->err)
+        return NULL;
+    const uint8_t *p = rb_bytes(r, n - 1);
+    if (!p || memchr(p, 0, n - 1) || kith_utf8_count((const char *)p, n - 1) < 0) {
+        r->err = true;
+        return NULL;
+    }
+    char *s = kith_strndup((const char *)p, n - 1);
+    if (!s)
+        r->err = true;
+    return s;
+}
+
+/* A path a peer may name: relative, '/'-separated, no empty, "." or ".."
+ * segment, nothing under .kith/. */
+static bool path_ok(const char *p)
+{
+    if (!*p || *p == '/' || strlen(p) >= PATH_MAX / 2)
+        return false;
+    if (!strcmp(p, ".kith") || !strncmp(p, ".kith/", 6))
+        return false;
+    for (const char *s = p; *s;) {
+        const char *e = strchr(s, '/');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+            return false;
+        s += n + (e ? 1 : 0);
+        if (e && !*s)
+            return false;
+    }
+    return true;
+}
+
+typedef struct x_author {
+    uint8_t key[32];
+    char *name;
+    int64_t local;
+} x_author;
+
+typedef struct x_edit {
+    uint8_t uuid[16];
+    int what, kind;
+    char *path, *old_path, *version;
+    uint64_t ins, del, opseq, opcount;
+    bool has_blob;
+    uint8_t blob[32];
+} x_edit;
+
+typedef struct x_change {
+    uint64_t author, seq, lamport;
+    int64_t time_ms;
+    char *via;
+    x_edit *edits;
+    size_t nedits;
+} x_change;
+
+typedef struct x_doc {
+    uint8_t uuid[16];
+    int kind;
+    char *path;
+    bool deleted, has_blob;
+    uint64_t lamport, lamport_author, path_lamport, path_author;
+    uint8_t blob[32];
+    const uint8_t *enc;
+    size_t enclen;
+} x_doc;
+
+typedef struct x_blob {
+    uint8_t hash[32];
+    const uint8_t *data;
+    size_t len;
+} x_blob;
+
+typedef struct xport {
+    x_author *authors;
+    size_t nauthors;
+    x_change *changes;
+    size_t nchanges;
+    x_doc *docs;
+    size_t ndocs;
+    x_blob *blobs;
+    size_t nblobs;
+} xport;
+
+static void xport_free(xport *x)
+{
+    for (size_t i = 0; i < x->nauthors; i++)
+        kith_free(x->authors[i].name);
+    for (size_t i = 0; i < x->nchanges; i++) {
+        x_change *c = &x->changes[i];
+        for (size_t k = 0; k < c->nedits; k++) {
+            kith_free(c->edits[k].path);
+            kith_free(c->edits[k].old_path);
+            kith_free(c->edits[k].version);
+        }
+        kith_free(c->edits);
+        kith_free(c->via);
+    }
+    for (size_t i = 0; i < x->ndocs; i++)
+        kith_free(x->docs[i].path);
+    kith_free(x->authors);
+    kith_free(x->changes);
+    kith_free(x->docs);
+    kith_free(x->blobs);
+}
+
+/* Allocates @n zeroed elements, refusing counts the input cannot hold. */
+static void *rb_array(rbuf *r, size_t n, size_t elem, size_t min_bytes_each)
+{
+    if (r->err || n > (r->n - r->off) / (min_bytes_each ? min_bytes_each : 1)) {
+        r->err = true;
+        return NULL;
+    }
+    void *p = kith_calloc(n + 1, elem);
+    if (!p)
+        r->err = true;
+    return p;
+}
+
+static void parse_edit(rbuf *r, x_edit *e, size_t nauthors)
+{
+    bool present;
+    const uint8_t *u = rb_bytes(r, 16);
+    if (u)
+        memcpy(e->uuid, u, 16);
+    e->what = (int)rb_var(r, KITH_WS_RESTORED);
+    e->kind = (int)rb_var(r, WS_BINARY);
+    e->path = rb_str(r, PATH_MAX / 2);
+    e->old_path = rb_optstr(r, PATH_MAX / 2, &present);
+    e->ins = rb_var(r, UINT32_MAX);
+    e->del = rb_var(r, UINT32_MAX);
+    e->opseq = rb_var(r, UINT32_MAX);
+    e->opcount = rb_var(r, UINT32_MAX);
+    e->version = rb_optstr(r, 1 << 20, &present);
+    e->has_blob = rb_var(r, 1);
+    if (e->has_blob && (u = rb_bytes(r, 32)))
+        memcpy(e->blob, u, 32);
+    if (!r->err && (!path_ok(e->path) || (e->old_path && !path_ok(e->old_path))))
+        r->err = true;
+}
+
+static void parse_changes(rbuf *r, xport *x)
+{
+    x->nchanges = (size_t)rb_var(r, UINT32_MAX);
+    if (!(x->changes = rb_array(r, x->nchanges, sizeof *x->changes, 5)))
+        return;
+    for (size_t i = 0; i < x->nchanges && !r->err; i++) {
+        x_change *c = &x->changes[i];
+        bool present;
+        c->author = rb_var(r, x->nauthors ? x->nauthors - 1 : 0);
+        c->seq = rb_var(r, INT64_MAX);
+        c->time_ms = kith_unzigzag(rb_var(r, UINT64_MAX));
+        c->lamport = rb_var(r, INT64_MAX);
+        c->via = rb_optstr(r, 255, &present);
+        c->nedits = (size_t)rb_var(r, UINT32_MAX);
+        if (!x->nauthors || c->seq == 0 || !(c->edits = rb_array(r, c->nedits, sizeof *c->edits, 28)))
+            r->err = true;
+        for (size_t k = 0; k < c->nedits && !r->err; k++)
+            parse_edit(r, &c->edits[k], x->nauthors);
+    }
+}
+
+static void parse_docs(rbuf *r, xport *x)
+{
+    x->ndocs = (size_t)rb_var(r, UINT32_MAX);
+    if (!(x->docs = rb_array(r, x->ndocs, sizeof *x->docs, 24)))
+        return;
+    for (size_t i = 0; i < x->ndocs && !r->err; i++) {
+        x_doc *d = &x->docs[i];
+        const uint8_t *u = rb_bytes(r, 16);
+        if (u)
+            memcpy(d->uuid, u, 16);
+        d->kind = (int)rb_var(r, WS_BINARY);
+        d->path = rb_str(r, PATH_MAX / 2);
+        d->deleted = rb_var(r, 1);
+        d->lamport = rb_var(r, INT64_MAX);
+        d->lamport_author = rb_var(r, x->nauthors ? x->nauthors - 1 : 0);
+        d->path_lamport = rb_var(r, INT64_MAX);
+        d->path_author = rb_var(r, x->nauthors ? x->nauthors - 1 : 0);
+        d->has_blob = rb_var(r, 1);
+        if (d->has_blob && (u = rb_bytes(r, 32)))
+            memcpy(d->blob, u, 32);
+        d->enclen = (size_t)rb_var(r, SIZE_MAX);
+        d->enc = rb_bytes(r, d->enclen);
+        if (!r->err && (!path_ok(d->path) || (d->kind == WS_BINARY && !d->has_blob)))
+            r->err = true;
+        for (size_t k = 0; k < i && !r->err; k++)
+            if (!memcmp(x->docs[k].uuid, d->uuid, 16))
+                r->err = true;
+    }
+}
+
+static int parse(kith_ws *ws, const uint8_t *buf, size_t len, xport *x)
+{
+    memset(x, 0, sizeof *x);
+    if (len < sizeof magic + 16 || memcmp(buf, magic, 7))
+        return ws_error(ws, KITH_ECORRUPT, "not a kith workspace export");
+    if (buf[7] != 0)
+        return ws_error(ws, KITH_EVERSION, "workspace export of an unknown version %d", buf[7]);
+    uint8_t sum[16];
+    crypto_generichash(sum, sizeof sum, buf, len - 16, NULL, 0);
+    if (memcmp(sum, buf + len - 16, 16))
+        return ws_error(ws, KITH_ECORRUPT, "workspace export: checksum mismatch (damaged)");
+    rbuf r = {buf, len - 16, sizeof magic, false};
+    char *wsid = rb_str(&r, 64);
+    if (wsid && strcmp(wsid, ws->wsid)) {
+        kith_free(wsid);
+        return ws_error(ws, KITH_EINVAL, "the export is of another workspace");
+    }
+    kith_free(wsid);
+    x->nauthors = (size_t)rb_var(&r, UINT32_MAX);
+    if ((x->authors = rb_array(&r, x->nauthors, sizeof *x->authors, 33))) {
+        for (size_t i = 0; i < x->nauthors && !r.err; i++) {
+            const uint8_t *k = rb_bytes(&r, 32);
+            if (k)
+                memcpy(x->authors[i].key, k, 32);
+            x->authors[i].name = rb_str(&r, 255);
+        }
+    }
+    parse_changes(&r, x);
+    parse_docs(&r, x);
+    x->nblobs = (size_t)rb_var(&r, UINT32_MAX);
+    if ((x->blobs = rb_array(&r, x->nblobs, sizeof *x->blobs, 33))) {
+        for (size_t i = 0; i < x->nblobs && !r.err; i++) {
+            x_blob *b = &x->blobs[i];
+            const uint8_t *h = rb_bytes(&r, 32);
+            if (h)
+                memcpy(b->hash, h, 32);
+            b->len = (size_t)rb_var(&r, SIZE_MAX);
+            b->data = rb_bytes(&r, b->len);
+            uint8_t real[32];
+            if (!r.err) {
+                ws_blob_hash(real, b->data, b->len);
+                if (memcmp(real, b->hash, 32))
+                    r.err = true;
+            }
+        }
+    }
+    if (r.err || r.off != r.n)
+        return ws_error(ws, KITH_ECORRUPT, "workspace export: malformed at byte %zu", r.off);
+    return KITH_OK;
+}
+
+/* ---- merging ---------------------------------------------------------------------- */
+
+static int import_authors(kith_ws *ws, xport *x)
+{
+    for (size_t i = 0; i < x->nauthors; i++) {
+        char hex[65];
+        ws_hex(hex, x->authors[i].key, 32);
+        bool self = !strcmp(hex, ws->device);
+        int rc = ws_author_id(ws, x->authors[i].key, self ? ws->user : x->authors[i].name,
+                              &x->authors[i].local);
+        if (rc)
+            return rc;
+    }
+    return KITH_OK;
+}
+
+/* Last-writer-wins order of a remote register (@rl, @rkey) against a local
+ * one (@ll, local author @lauthor): > 0 when the remote one wins. Clocks
+ * first, then the authors' keys, so every replica picks the same winner. */
+static int lww_cmp(kith_ws *ws, int64_t rl, const uint8_t rkey[32], int64_t ll, int64_t lauthor)
+{
+    if (rl != ll)
+        return rl > ll ? 1 : -1;
+    sqlite3_stmt *st = NULL;
+    int cmp = 0;
+    if (ws_prepare(ws, &st, "SELECT key FROM authors WHERE id=?"))
+        return 0;
+    sqlite3_bind_int64(st, 1, lauthor);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32)
+        cmp = memcmp(rkey, sqlite3_column_blob(st, 0), 32);
+    sqlite3_finalize(st);
+    return cmp;
+}
+
+typedef struct touched {
+    ws_doc *d;
+    char *old_path; /* live path before the import, NULL if none */
+} touched;
+
+static int merge_text(kith_ws *ws, ws_doc *d, const x_doc *xd, bool *changed)
+{
+    kith_doc *doc = NULL;
+    uint8_t *summary = NULL, *delta = NULL;
+    size_t sumlen = 0, deltalen = 0;
+    int rc = ws_doc_crdt(ws, d, &doc);
+    if (rc || !xd->enclen)
+        return rc;
+    uint64_t before = kith_doc_op_count(doc);
+    if ((rc = kith_doc_summary(doc, &summary, &sumlen)))
+        return rc;
+    rc = kith_doc_apply(doc, xd->enc, xd->enclen);
+    if (rc)
+        rc = ws_error(ws, rc, "%s: the export's history does not merge (%s); nothing was imported",
+                      xd->path, kith_doc_errmsg(doc));
+    if (!rc && kith_doc_op_count(doc) != before) {
+        *changed = true;
+        rc = kith_doc_encode_since(doc, summary, sumlen, &delta, &deltalen);
+        if (!rc)
+            rc = ws_doc_append_delta(ws, d, delta, deltalen);
+    }
+    kith_free(summary);
+    kith_free(delta);
+    return rc;
+}
+
+static int merge_doc(kith_ws *ws, xport *x, x_doc *xd, touched *t)
+{
+    ws_doc *d = ws_doc_by_uuid(ws, xd->uuid);
+    bool changed = false;
+    int rc;
+    if (!d) {
+        if (!(d = kith_calloc(1, sizeof *d)) || !(d->path = kith_strndup(xd->path, strlen(xd->path)))) {
+            kith_free(d);
+            return KITH_ENOMEM;
+        }
+        memcpy(d->uuid, xd->uuid, 16);
+        d->kind = xd->kind;
+        d->deleted = true; /* until the registers below say otherwise */
+        d->lamport = d->path_lamport = -1;
+        if ((rc = ws_doc_add(ws, d)) || (rc = ws_doc_save_row(ws, d)))
+            return rc;
+    }
+    t->d = d;
+    if (!d->deleted && !(t->old_path = kith_strndup(d->path, strlen(d->path))))
+        return KITH_ENOMEM;
+    if ((rc = merge_text(ws, d, xd, &changed)))
+        return rc;
+    if (lww_cmp(ws, (int64_t)xd->lamport, x->authors[xd->lamport_author].key, d->lamport,
+                d->lamport_author) > 0) {
+        changed |= d->deleted != xd->deleted || d->kind != xd->kind ||
+                   (xd->has_blob && memcmp(d->blob, xd->blob, 32));
+        if ((rc = ws_doc_set_path(ws, d, d->path, xd->deleted)))
+            return rc;
+        d->kind = xd->kind;
+        if (xd->has_blob)
+            memcpy(d->blob, xd->blob, 32);
+        d->lamport = (int64_t)xd->lamport;
+        d->lamport_author = x->authors[xd->lamport_author].local;
+    }
+    if (lww_cmp(ws, (int64_t)xd->path_lamport, x->authors[xd->path_author].key, d->path_lamport,
+                d->path_author) > 0) {
+        changed |= strcmp(d->path, xd->path) != 0;
+        if ((rc = ws_doc_set_path(ws, d, xd->path, d->deleted)))
+            return rc;
+        d->path_lamport = (int64_t)xd->path_lamport;
+        d->path_author = x->authors[xd->path_author].local;
+    }
+    if (!changed) {
+        kith_free(t->old_path);
+        t->old_path = NULL;
+        t->d = NULL;
+    }
+    return ws_doc_save_row(ws, d);
+}
+
+static int import_changes(kith_ws *ws, xport *x)
+{
+    sqlite3_stmt *ch = NULL, *ed = NULL;
+    int rc = ws_prepare(ws, &ch, "INSERT OR IGNORE INTO changes(author, seq, hash, time_ms, "
+                                 "lamport, via) VALUES(?, ?, ?, ?, ?, ?)");
+    if (!rc)
+        rc = ws_prepare(ws, &ed, "INSERT OR IGNORE INTO edits(change, doc, what, kind, path, "
+                                 "old_path, ins, del, opseq, opcount, version, blob) "
+                                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    for (size_t i = 0; !rc && i < x->nchanges; i++) {
+        x_change *c = &x->changes[i];
+        char hash[KITH_WS_ID_HEX + 1];
+        ws_change_hash(x->authors[c->author].key, (int64_t)c->seq, hash);
+        sqlite3_reset(ch);
+        sqlite3_bind_int64(ch, 1, x->authors[c->author].local);
+        sqlite3_bind_int64(ch, 2, (sqlite3_int64)c->seq);
+        sqlite3_bind_text(ch, 3, hash, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(ch, 4, c->time_ms);
+        sqlite3_bind_int64(ch, 5, (sqlite3_int64)c->lamport);
+        if (c->via)
+            sqlite3_bind_text(ch, 6, c->via, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(ch, 6);
+        int src = sqlite3_step(ch);
+        if (src != SQLITE_DONE) {
+            rc = ws_sqlerr(ws, src, "importing changes");
+            break;
+        }
+        if (sqlite3_changes(ws->db) == 0) /* known already */
+            continue;
+        int64_t id = sqlite3_last_insert_rowid(ws->db);
+        for (size_t k = 0; !rc && k < c->nedits; k++) {
+            x_edit *e = &c->edits[k];
+            ws_doc *d = ws_doc_by_uuid(ws, e->uuid);
+            if (!d) {
+                rc = ws_error(ws, KITH_ECORRUPT, "workspace export: a change names an unknown "
+                                                 "document");
+                break;
+            }
+            sqlite3_reset(ed);
+            sqlite3_clear_bindings(ed);
+            sqlite3_bind_int64(ed, 1, id);
+            sqlite3_bind_int64(ed, 2, d->id);
+            sqlite3_bind_int(ed, 3, e->what);
+            sqlite3_bind_int(ed, 4, e->kind);
+            sqlite3_bind_text(ed, 5, e->path, -1, SQLITE_STATIC);
+            if (e->old_path)
+                sqlite3_bind_text(ed, 6, e->old_path, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(ed, 7, (sqlite3_int64)e->ins);
+            sqlite3_bind_int64(ed, 8, (sqlite3_int64)e->del);
+            sqlite3_bind_int64(ed, 9, (sqlite3_int64)e->opseq);
+            sqlite3_bind_int64(ed, 10, (sqlite3_int64)e->opcount);
+            if (e->version)
+                sqlite3_bind_text(ed, 11, e->version, -1, SQLITE_STATIC);
+            if (e->has_blob)
+                sqlite3_bind_blob(ed, 12, e->blob, 32, SQLITE_STATIC);
+            if ((src = sqlite3_step(ed)) != SQLITE_DONE)
+                rc = ws_sqlerr(ws, src, "importing changes");
+        }
+    }
+    sqlite3_finalize(ch);
+    sqlite3_finalize(ed);
+    return rc;
+}
+
+/* Two live documents cannot share a path: when a merge makes them (two
+ * replicas renamed different files to one name), the one that lost the
+ * last-writer-wins order moves aside to "name~<id>.ext", keeping both. */
+static int separate_clashes(kith_ws *ws, touched *t, size_t nt)
+{
+    for (size_t i = 0; i < nt; i++) {
+        ws_doc *d = t[i].d;
+        if (!d || d->deleted)
+            continue;
+        for (size_t k = 0; k < ws->ndocs; k++) {
+            ws_doc *o = ws->docs[k];
+            if (o == d || o->deleted || strcmp(o->path, d->path))
+                continue;
+            ws_doc *loser = o->path_lamport < d->path_lamport ? o : d;
+            char hex[9], moved[PATH_MAX];
+            ws_hex(hex, loser->uuid, 4);
+            const char *slash = strrchr(loser->path, '/');
+            const char *dot = strrchr(slash ? slash + 1 : loser->path, '.');
+            if (dot && dot != (slash ? slash + 1 : loser->path))
+                snprintf(moved, sizeof moved, "%.*s~%s%s", (int)(dot - loser->path), loser->path,
+                         hex, dot);
+            else
+                snprintf(moved, sizeof moved, "%s~%s", loser->path, hex);
+            int rc = ws_doc_set_path(ws, loser, moved, false);
+            if (!rc)
+                rc = ws_doc_save_row(ws, loser);
+            if (rc)
+                return rc;
+            kith_log(KITH_LOG_WARN, "two files were named %s; one is now %s", o->path, moved);
+        }
+    }
+    return KITH_OK;
+}
+
+static int journal(kith_ws *ws, const char *tmp, const char *path)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st, "INSERT INTO writes(tmp, path) VALUES(?, ?)");
+    if (rc)
+        return rc;
+    if (tmp)
+        sqlite3_bind_text(st, 1, tmp, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "writing the store");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Stages the file of each touched document: a temporary file for a live
+ * one, a removal of its old path for a moved or deleted one. */
+static int stage_files(kith_ws *ws, touched *t, size_t nt)
+{
+    for (size_t i = 0; i < nt; i++) {
+        ws_doc *d = t[i].d;
+        if (!d)
+            continue;
+        int rc = KITH_OK;
+        if (t[i].old_path && (d->deleted || strcmp(t[i].old_path, d->path)))
+            rc = journal(ws, NULL, t[i].old_path);
+        if (!rc && !d->deleted) {
+            char *data = NULL, *tmp = NULL;
+            size_t len = 0;
+            struct stat st;
+            if (d->kind == WS_BINARY) {
+                rc = ws_blob_get(ws, d->blob, &data, &len);
+            } else {
+                kith_doc *doc = NULL;
+                if (!(rc = ws_doc_crdt(ws, d, &doc)))
+                    rc = kith_doc_text(doc, &data, &len);
+            }
+            if (!rc)
+                rc = ws_write_tmp(ws, d->path, data, len, &st, &tmp);
+            if (!rc)
+                rc = journal(ws, tmp, d->path);
+            if (!rc) {
+                d->size = (int64_t)st.st_size;
+                d->mtime_ns = 0; /* fresh: the next scan looks once more */
+                d->ino = (int64_t)st.st_ino;
+                d->dev = (int64_t)st.st_dev;
+                rc = ws_doc_save_stat(ws, d);
+            }
+            kith_free(data);
+            kith_free(tmp);
+        }
+        if (rc)
+            return rc;
+    }
+    return KITH_OK;
+}
+
+/* Carries out the journal: renames staged files into place, removes the
+ * files of moved and deleted documents. Run after each import commits and
+ * at the start of every scan (to finish what a crash interrupted). */
+int ws_writes_finish(kith_ws *ws)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st, "SELECT id, tmp, path FROM writes ORDER BY id");
+    if (rc)
+        return rc;
+    int src;
+    bool any = false;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        any = true;
+        const char *tmp = (const char *)sqlite3_column_text(st, 1);
+        char path[PATH_MAX * 2];
+        snprintf(path, sizeof path, "%s/%s", ws->root, (const char *)sqlite3_column_text(st, 2));
+        if (tmp) {
+            if (rename(tmp, path) && errno != ENOENT)
+                kith_log(KITH_LOG_WARN, "%s: %s", path, strerror(errno));
+        } else if (unlink(path) && errno != ENOENT) {
+            kith_log(KITH_LOG_WARN, "%s: %s", path, strerror(errno));
+        }
+    }
+    sqlite3_finalize(st);
+    if (src != SQLITE_DONE)
+        return ws_sqlerr(ws, src, "reading the store");
+    if (!any)
+        return KITH_OK;
+    src = sqlite3_exec(ws->db, "DELETE FROM writes", NULL, NULL, NULL);
+    return src == SQLITE_OK ? KITH_OK : ws_sqlerr(ws, src, "writing the store");
+}
+
+static void report(touched *t, size_t nt, kith_ws_file_cb cb, void *ctx, kith_ws_result *res)
+{
+    for (size_t i = 0; i < nt; i++) {
+        ws_doc *d = t[i].d;
+        if (!d)
+            continue;
+        res->files++;
+        kith_ws_file f = {KITH_WS_MODIFIED, d->path, NULL, 0, 0, d->kind == WS_BINARY, NULL};
+        if (d->deleted)
+            f.what = KITH_WS_DELETED;
+        else if (!t[i].old_path)
+            f.what = KITH_WS_ADDED;
+        else if (strcmp(t[i].old_path, d->path)) {
+            f.what = KITH_WS_RENAMED;
+            f.old_path = t[i].old_path;
+        }
+        if (cb)
+            cb(&f, ctx);
+    }
+}
+
+int kith_ws_import(kith_ws *ws, const uint8_t *buf, size_t len, kith_ws_file_cb cb, void *ctx,
+                   kith_ws_result *res)
+{
+    memset(res, 0, sizeof *res);
+    ws->err[0] = 0;
+    xport x;
+    int rc = parse(ws, buf, len, &x);
+    touched *t = NULL;
+    if (!rc) {
+        kith_ws_result scanned;
+        rc = kith_ws_scan(ws, NULL, NULL, &scanned);
+    }
+    if (!rc && !(t = kith_calloc(x.ndocs + 1, sizeof *t)))
+        rc = KITH_ENOMEM;
+    if (!rc)
+        rc = ws_begin(ws);
+    if (rc) {
+        xport_free(&x);
+        kith_free(t);
+        return rc;
+    }
+    rc = ws_docs_load(ws);
+    if (!rc)
+        rc = import_authors(ws, &x);
+    for (size_t i = 0; !rc && i < x.nblobs; i++)
+        rc = ws_blob_put(ws, x.blobs[i].hash, x.blobs[i].data, x.blobs[i].len);
+    for (size_t i = 0; !rc && i < x.ndocs; i++)
+        rc = merge_doc(ws, &x, &x.docs[i], &t[i]);
+    if (!rc)
+        rc = import_changes(ws, &x);
+    if (!rc)
+        rc = separate_clashes(ws, t, x.ndocs);
+    if (!rc)
+        rc = stage_files(ws, t, x.ndocs);
+    if (!rc)
+        rc = ws_commit_tx(ws);
+    if (rc) {
+        ws_rollback(ws);
+        ws_docs_forget_crdt(ws);
+        /* Temporary files staged before the failure are left to the
+         * default ignore rules; the journal rows were rolled back. */
+    } else {
+        ws_writes_finish(ws);
+        report(t, x.ndocs, cb, ctx, res);
+    }
+    for (size_t i = 0; i < x.ndocs; i++)
+        kith_free(t[i].old_path);
+    kith_free(t);
+    xport_free(&x);
+    return rc;
+}
+
+int kith_ws_join(const char *dir, const char *name, const uint8_t *buf, size_t len, kith_ws **out)
+{
+    rbuf r = {buf, len, sizeof magic, false};
+    char *wsid = len > sizeof magic && !memcmp(buf, magic, sizeof magic) ? rb_str(&r, 64) : NULL;
+    int rc = kith_ws_init(dir, name, out);
+    kith_ws *ws = *out;
+    uint8_t idbytes[16];
+    if (!rc && (!wsid || strlen(wsid) != 32 || ws_unhex(idbytes, wsid, 16)))
+        rc = ws_error(ws, KITH_ECORRUPT, "not a kith workspace export");
+    if (!rc && !(rc = ws_begin(ws))) {
+        rc = ws_meta_set(ws, "workspace", wsid);
+        rc = rc ? rc : ws_commit_tx(ws);
+        if (rc)
+            ws_rollback(ws);
+        else
+            snprintf(ws->wsid, sizeof ws->wsid, "%s", wsid);
+    }
+    kith_free(wsid);
+    if (!rc) {
+        kith_ws_result res;
+        rc = kith_ws_import(ws, buf, len, NULL, NULL, &res);
+    }
+    return rc;
+}

@@ -1,0 +1,381 @@
+/*
+ * Building one change: the changes row, then per file an edits row and the
+ * CRDT operations (as a delta appended to the document), all inside the
+ * caller's transaction. What the change did is reported to the caller only
+ * after ws_change_finish has committed it, so that "recorded" always means
+ * durable.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ws/textdiff.h"
+#include "ws/ws_int.h"
+
+typedef struct ws_event {
+    int what;
+    char *path, *old_path, *message;
+    uint64_t ins, del;
+    bool binary;
+} ws_event;
+
+struct ws_change {
+    kith_ws *ws;
+    int64_t id, seq, lamport, time_ms;
+    char *via;
+    char hash[KITH_WS_ID_HEX + 1];
+    ws_event *ev;
+    size_t nev, capev;
+    size_t nfiles, nwarn;
+};
+
+static int64_t query_int(kith_ws *ws, const char *sql, int64_t bind, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st, sql);
+    if (rc)
+        return rc;
+    if (bind >= 0)
+        sqlite3_bind_int64(st, 1, bind);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        rc = ws_sqlerr(ws, src, "reading changes");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ws_change_begin(kith_ws *ws, ws_change **out, const char *via)
+{
+    *out = NULL;
+    uint8_t key[32];
+    if (ws_unhex(key, ws->device, 32))
+        return ws_error(ws, KITH_ECORRUPT, "bad device id");
+    int rc = ws_author_id(ws, key, ws->user, &ws->self);
+    if (rc)
+        return rc;
+    ws_change *c = kith_calloc(1, sizeof *c);
+    if (!c)
+        return KITH_ENOMEM;
+    c->ws = ws;
+    c->time_ms = ws_now_ms();
+    if (via && !(c->via = kith_strndup(via, strlen(via)))) {
+        kith_free(c);
+        return KITH_ENOMEM;
+    }
+    int64_t maxlamport = 0, doclamport = 0;
+    rc = query_int(ws, "SELECT COALESCE(MAX(seq), 0) + 1 FROM changes WHERE author=?", ws->self,
+                   &c->seq);
+    if (!rc)
+        rc = query_int(ws, "SELECT COALESCE(MAX(lamport), 0) FROM changes", -1, &maxlamport);
+    if (!rc)
+        rc = query_int(ws, "SELECT COALESCE(MAX(lamport), 0) FROM docs", -1, &doclamport);
+    c->lamport = (maxlamport > doclamport ? maxlamport : doclamport) + 1;
+    ws_change_hash(key, c->seq, c->hash);
+    sqlite3_stmt *st = NULL;
+    if (!rc && !(rc = ws_prepare(ws, &st,
+                                 "INSERT INTO changes(author, seq, hash, time_ms, lamport, via) "
+                                 "VALUES(?, ?, ?, ?, ?, ?)"))) {
+        sqlite3_bind_int64(st, 1, ws->self);
+        sqlite3_bind_int64(st, 2, c->seq);
+        sqlite3_bind_text(st, 3, c->hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, c->time_ms);
+        sqlite3_bind_int64(st, 5, c->lamport);
+        if (c->via)
+            sqlite3_bind_text(st, 6, c->via, -1, SQLITE_STATIC);
+        int src = sqlite3_step(st);
+        if (src != SQLITE_DONE)
+            rc = ws_sqlerr(ws, src, "recording a change");
+        else
+            c->id = sqlite3_last_insert_rowid(ws->db);
+        sqlite3_finalize(st);
+    }
+    if (rc) {
+        ws_change_free(c);
+        return rc;
+    }
+    *out = c;
+    return KITH_OK;
+}
+
+void ws_change_free(ws_change *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->nev; i++) {
+        kith_free(c->ev[i].path);
+        kith_free(c->ev[i].old_path);
+        kith_free(c->ev[i].message);
+    }
+    kith_free(c->ev);
+    kith_free(c->via);
+    kith_free(c);
+}
+
+bool ws_change_empty(const ws_change *c)
+{
+    return c->nfiles == 0;
+}
+
+static int push_event(ws_change *c, int what, const char *path, const char *old_path,
+                      uint64_t ins, uint64_t del, bool binary, const char *message)
+{
+    if (kith_grow((void **)&c->ev, &c->capev, c->nev + 1, sizeof *c->ev))
+        return KITH_ENOMEM;
+    ws_event *e = &c->ev[c->nev];
+    memset(e, 0, sizeof *e);
+    e->what = what;
+    e->ins = ins;
+    e->del = del;
+    e->binary = binary;
+    e->path = kith_strndup(path, strlen(path));
+    if (old_path)
+        e->old_path = kith_strndup(old_path, strlen(old_path));
+    if (message)
+        e->message = kith_strndup(message, strlen(message));
+    c->nev++;
+    if (!e->path || (old_path && !e->old_path) || (message && !e->message))
+        return KITH_ENOMEM;
+    if (what == KITH_WS_WARNING)
+        c->nwarn++;
+    else
+        c->nfiles++;
+    return KITH_OK;
+}
+
+int ws_change_warn(ws_change *c, const char *path, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return push_event(c, KITH_WS_WARNING, path, NULL, 0, 0, false, msg);
+}
+
+typedef struct edit_row {
+    int what;
+    const char *path, *old_path;
+    uint64_t ins, del, opseq, opcount;
+    const char *version;
+    const uint8_t *blob;
+} edit_row;
+
+static int insert_edit(ws_change *c, ws_doc *d, const edit_row *e)
+{
+    kith_ws *ws = c->ws;
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st,
+                        "INSERT OR REPLACE INTO edits(change, doc, what, kind, path, old_path, "
+                        "ins, del, opseq, opcount, version, blob) "
+                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, c->id);
+    sqlite3_bind_int64(st, 2, d->id);
+    sqlite3_bind_int(st, 3, e->what);
+    sqlite3_bind_int(st, 4, d->kind);
+    sqlite3_bind_text(st, 5, e->path, -1, SQLITE_STATIC);
+    if (e->old_path)
+        sqlite3_bind_text(st, 6, e->old_path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)e->ins);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)e->del);
+    sqlite3_bind_int64(st, 9, (sqlite3_int64)e->opseq);
+    sqlite3_bind_int64(st, 10, (sqlite3_int64)e->opcount);
+    if (e->version)
+        sqlite3_bind_text(st, 11, e->version, -1, SQLITE_STATIC);
+    if (e->blob)
+        sqlite3_bind_blob(st, 12, e->blob, 32, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "recording a change");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The frontier of @doc as text ("agent:seq,..."); caller frees. */
+static int version_text(kith_doc *doc, char **out)
+{
+    kith_id *v = NULL;
+    size_t n = 0;
+    int rc = kith_doc_version(doc, &v, &n);
+    if (!rc)
+        rc = kith_doc_version_str(doc, v, n, out);
+    kith_free(v);
+    return rc;
+}
+
+static int apply_patches(kith_doc *doc, kith_agent agent, const kith_patch *p, size_t n,
+                         uint64_t *ins, uint64_t *del)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = 0;
+        if (p[i].del && (rc = kith_doc_delete(doc, agent, p[i].pos, p[i].del)))
+            return rc;
+        if (p[i].ins_len && (rc = kith_doc_insert(doc, agent, p[i].pos, p[i].ins, p[i].ins_len)))
+            return rc;
+        *del += p[i].del;
+        *ins += (uint64_t)kith_utf8_count(p[i].ins, p[i].ins_len);
+    }
+    return KITH_OK;
+}
+
+/* Stamps @d's registers with this change: existence (and binary content)
+ * always, the path when the change names it anew. */
+static void stamp(ws_change *c, ws_doc *d, int what)
+{
+    d->lamport = c->lamport;
+    d->lamport_author = c->ws->self;
+    if (what == KITH_WS_ADDED || what == KITH_WS_RENAMED) {
+        d->path_lamport = c->lamport;
+        d->path_author = c->ws->self;
+    }
+}
+
+/* Saves @d's row, giving a new document its id first. */
+static int save_doc(kith_ws *ws, ws_doc *d)
+{
+    return ws_doc_save_row(ws, d);
+}
+
+/*
+ * Records @d's new text @text (valid UTF-8): a character diff against the
+ * recorded text, applied as this device's operations. @what is
+ * KITH_WS_ADDED, MODIFIED, RENAMED (with @old_path) or RESTORED. A MODIFIED
+ * with no difference records nothing but the stat (the caller's).
+ */
+int ws_change_text(ws_change *c, ws_doc *d, int what, const char *old_path, const char *text,
+                   size_t len)
+{
+    kith_ws *ws = c->ws;
+    kith_doc *doc = NULL;
+    char *old = NULL, *version = NULL;
+    uint8_t *summary = NULL, *delta = NULL;
+    size_t oldlen = 0, sumlen = 0, deltalen = 0, npatch = 0;
+    kith_patch *patches = NULL;
+    uint64_t ins = 0, del = 0, opseq = 0, opend = 0;
+    kith_agent agent;
+    int rc = save_doc(ws, d);
+    if (!rc)
+        rc = ws_doc_crdt(ws, d, &doc);
+    if (rc)
+        return rc;
+    if ((rc = kith_doc_text(doc, &old, &oldlen)))
+        goto fail;
+    if ((rc = ws_text_diff(old, oldlen, text, len, &patches, &npatch)))
+        goto fail;
+    if (npatch == 0 && what == KITH_WS_MODIFIED) {
+        rc = save_doc(ws, d);
+        goto done;
+    }
+    if ((rc = kith_doc_summary(doc, &summary, &sumlen)) || (rc = kith_doc_agent(doc, ws->agent, &agent)) ||
+        (rc = kith_doc_agent_ops(doc, agent, &opseq)))
+        goto fail;
+    if ((rc = apply_patches(doc, agent, patches, npatch, &ins, &del)))
+        goto fail;
+    if (npatch && (rc = kith_doc_commit(doc, c->time_ms, c->via)))
+        goto fail;
+    if ((rc = kith_doc_agent_ops(doc, agent, &opend)) || (rc = version_text(doc, &version)))
+        goto fail;
+    if (npatch) {
+        if ((rc = kith_doc_encode_since(doc, summary, sumlen, &delta, &deltalen)) ||
+            (rc = ws_doc_append_delta(ws, d, delta, deltalen)))
+            goto fail;
+    }
+    stamp(c, d, what);
+    edit_row e = {what, d->path, old_path, ins, del, opseq, opend - opseq, version, NULL};
+    if ((rc = insert_edit(c, d, &e)) || (rc = save_doc(ws, d)))
+        goto fail;
+    rc = push_event(c, what, d->path, old_path, ins, del, false, NULL);
+    goto done;
+fail:
+    ws_error(ws, rc, "%s: %s", d->path, doc ? kith_doc_errmsg(doc) : kith_strerror(rc));
+done:
+    kith_free(old);
+    kith_free(version);
+    kith_free(summary);
+    kith_free(delta);
+    kith_free(patches);
+    return rc;
+}
+
+/* Records a whole-file version of binary (or oversized) document @d. */
+int ws_change_binary(ws_change *c, ws_doc *d, int what, const char *old_path, const uint8_t *data,
+                     size_t len)
+{
+    kith_ws *ws = c->ws;
+    uint8_t h[32];
+    ws_blob_hash(h, data, len);
+    if (what == KITH_WS_MODIFIED && d->kind == WS_BINARY && !memcmp(h, d->blob, 32))
+        return save_doc(ws, d);
+    int rc = ws_blob_put(ws, h, data, len);
+    if (rc)
+        return rc;
+    memcpy(d->blob, h, 32);
+    d->kind = WS_BINARY;
+    stamp(c, d, what);
+    if ((rc = save_doc(ws, d)))
+        return rc;
+    edit_row e = {what, d->path, old_path, 0, 0, 0, 0, NULL, h};
+    if ((rc = insert_edit(c, d, &e)))
+        return rc;
+    return push_event(c, what, d->path, old_path, 0, 0, true, NULL);
+}
+
+/* Records a change of @d's path or existence without new content. */
+int ws_change_meta(ws_change *c, ws_doc *d, int what, const char *old_path)
+{
+    kith_ws *ws = c->ws;
+    char *version = NULL;
+    stamp(c, d, what);
+    int rc = save_doc(ws, d);
+    if (!rc && d->kind == WS_TEXT) {
+        kith_doc *doc = NULL;
+        if (!(rc = ws_doc_crdt(ws, d, &doc)))
+            rc = version_text(doc, &version);
+    }
+    if (!rc) {
+        edit_row e = {what, d->path, old_path, 0, 0, 0, 0, version,
+                      d->kind == WS_BINARY ? d->blob : NULL};
+        rc = insert_edit(c, d, &e);
+    }
+    kith_free(version);
+    if (!rc)
+        rc = push_event(c, what, d->path, old_path, 0, 0, d->kind == WS_BINARY, NULL);
+    return rc;
+}
+
+/* Commits the transaction (dropping the change row when it holds nothing)
+ * and only then reports what was recorded. */
+int ws_change_finish(ws_change *c, kith_ws_file_cb cb, void *ctx, kith_ws_result *res)
+{
+    kith_ws *ws = c->ws;
+    int rc = KITH_OK;
+    if (c->nfiles == 0) {
+        sqlite3_stmt *st = NULL;
+        if (!(rc = ws_prepare(ws, &st, "DELETE FROM changes WHERE id=?"))) {
+            sqlite3_bind_int64(st, 1, c->id);
+            int src = sqlite3_step(st);
+            if (src != SQLITE_DONE)
+                rc = ws_sqlerr(ws, src, "recording a change");
+            sqlite3_finalize(st);
+        }
+    }
+    if (!rc)
+        rc = ws_commit_tx(ws);
+    if (rc)
+        return rc;
+    if (res) {
+        snprintf(res->change, sizeof res->change, "%s", c->nfiles ? c->hash : "");
+        res->files = c->nfiles;
+        res->warnings = c->nwarn;
+    }
+    for (size_t i = 0; cb && i < c->nev; i++) {
+        ws_event *e = &c->ev[i];
+        kith_ws_file f = {(enum kith_ws_what)e->what, e->path, e->old_path, e->ins, e->del,
+                          e->binary, e->message};
+        cb(&f, ctx);
+    }
+    return KITH_OK;
+}

@@ -1,0 +1,362 @@
+/*
+ * The scan: walks the folder, compares every file's stat with what was
+ * recorded, reads only the files whose size, mtime, inode or device changed,
+ * and records the differences as one change: edits (a character diff),
+ * additions, renames (by inode or by identical content) and deletions.
+ * Files it cannot read, and folders it cannot list, are left as recorded
+ * with a warning: a permission error must never look like a deletion.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ws/ignore.h"
+#include "ws/textdiff.h"
+#include "ws/ws_int.h"
+
+/* A file's mtime closer than this to the scan's start may still change
+ * within the file system's timestamp granularity: it is recorded with
+ * mtime 0 so that the next scan reads it again (git's "racy" entries). */
+#define RACY_NS 2000000000ll
+
+typedef struct found {
+    char *path;
+    struct stat st;
+} found;
+
+typedef struct walk {
+    kith_ws *ws;
+    ws_ignore *ig;
+    ws_change *c;
+    found *list;
+    size_t n, cap;
+    int64_t start_ns;
+    char path[PATH_MAX];
+} walk;
+
+static int64_t mtime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000ll + st->st_mtim.tv_nsec;
+}
+
+static bool stat_same(const ws_doc *d, const struct stat *st)
+{
+    return d->mtime_ns != 0 && d->mtime_ns == mtime_ns(st) && d->size == (int64_t)st->st_size &&
+           d->ino == (int64_t)st->st_ino && d->dev == (int64_t)st->st_dev;
+}
+
+static void stat_take(walk *w, ws_doc *d, const struct stat *st)
+{
+    int64_t m = mtime_ns(st);
+    d->mtime_ns = w->start_ns - m < RACY_NS ? 0 : m;
+    d->size = (int64_t)st->st_size;
+    d->ino = (int64_t)st->st_ino;
+    d->dev = (int64_t)st->st_dev;
+}
+
+/* Marks every live document under folder @prefix as seen: used when a
+ * folder cannot be listed, so that its files are not taken as deleted. */
+static void keep_under(kith_ws *ws, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (size_t i = 0; i < ws->ndocs; i++) {
+        ws_doc *d = ws->docs[i];
+        if (!d->deleted && !strncmp(d->path, prefix, n) && d->path[n] == '/')
+            d->seen = true;
+    }
+}
+
+static int add_found(walk *w, const char *path, const struct stat *st)
+{
+    if (kith_grow((void **)&w->list, &w->cap, w->n + 1, sizeof *w->list))
+        return KITH_ENOMEM;
+    char *p = kith_strndup(path, strlen(path));
+    if (!p)
+        return KITH_ENOMEM;
+    w->list[w->n].path = p;
+    w->list[w->n].st = *st;
+    w->n++;
+    return KITH_OK;
+}
+
+static int read_ignore_file(walk *w, int dirfd, const char *base)
+{
+    int fd = openat(dirfd, ".kithignore", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return KITH_OK;
+    char buf[65536];
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    if (n <= 0)
+        return KITH_OK;
+    return ws_ignore_add(w->ig, base, buf, (size_t)n);
+}
+
+static int walk_dir(walk *w, int dirfd, size_t plen);
+
+static int visit(walk *w, int dirfd, const char *name, size_t plen)
+{
+    size_t nlen = strlen(name);
+    if (plen + nlen + 2 >= sizeof w->path)
+        return ws_change_warn(w->c, w->path, "path too long; skipped");
+    memcpy(w->path + plen, name, nlen + 1);
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW)) {
+        if (errno == ENOENT) /* vanished: the next scan sees the deletion */
+            return KITH_OK;
+        return ws_change_warn(w->c, w->path, "cannot stat: %s", strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        if (ws_ignore_match(w->ig, w->path, true))
+            return KITH_OK;
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+            keep_under(w->ws, w->path);
+            return ws_change_warn(w->c, w->path,
+                                  "cannot open folder: %s; its files are left as recorded",
+                                  strerror(errno));
+        }
+        w->path[plen + nlen] = '/';
+        w->path[plen + nlen + 1] = 0;
+        return walk_dir(w, fd, plen + nlen + 1);
+    }
+    if (!S_ISREG(st.st_mode)) /* symlinks, sockets, fifos: not documents */
+        return KITH_OK;
+    if (ws_ignore_match(w->ig, w->path, false))
+        return KITH_OK;
+    ws_doc *d = ws_doc_by_path(w->ws, w->path);
+    if (d) {
+        d->seen = true;
+        if (stat_same(d, &st))
+            return KITH_OK;
+    }
+    return add_found(w, w->path, &st);
+}
+
+/* Walks the folder open as @dirfd (taken over and closed), whose
+ * workspace-relative path with a trailing '/' is w->path[0..plen). */
+static int walk_dir(walk *w, int dirfd, size_t plen)
+{
+    char base[PATH_MAX];
+    memcpy(base, w->path, plen);
+    base[plen ? plen - 1 : 0] = 0;
+    int rc = read_ignore_file(w, dirfd, base);
+    DIR *dir = rc ? NULL : fdopendir(dirfd);
+    if (!dir) {
+        close(dirfd);
+        return rc ? rc : ws_change_warn(w->c, base, "cannot list folder: %s", strerror(errno));
+    }
+    struct dirent *e;
+    while (!rc && (e = readdir(dir))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (plen == 0 && !strcmp(e->d_name, ".kith"))
+            continue;
+        rc = visit(w, dirfd, e->d_name, plen);
+        w->path[plen] = 0;
+    }
+    closedir(dir);
+    return rc;
+}
+
+static int cmp_found(const void *a, const void *b)
+{
+    return strcmp(((const found *)a)->path, ((const found *)b)->path);
+}
+
+static void new_uuid(kith_ws *ws, const char *path, uint8_t out[16])
+{
+    /* The first document at a path gets an id derived from the path, so
+     * that two replicas that create the same file while apart merge it
+     * into one document instead of two. Later ones get random ids. */
+    crypto_generichash(out, 16, (const uint8_t *)path, strlen(path), (const uint8_t *)ws->wsid,
+                       strlen(ws->wsid));
+    if (ws_doc_by_uuid(ws, out))
+        randombytes_buf(out, 16);
+}
+
+/* A missing document that @f is a move of: same inode, or same content. */
+static ws_doc *find_moved(walk *w, const found *f, const char *data, size_t len)
+{
+    kith_ws *ws = w->ws;
+    for (size_t i = 0; i < ws->ndocs; i++) {
+        ws_doc *d = ws->docs[i];
+        if (d->deleted || d->seen)
+            continue;
+        if (d->ino == (int64_t)f->st.st_ino && d->dev == (int64_t)f->st.st_dev && d->ino)
+            return d;
+    }
+    for (size_t i = 0; i < ws->ndocs; i++) {
+        ws_doc *d = ws->docs[i];
+        if (d->deleted || d->seen || d->size != (int64_t)len)
+            continue;
+        if (d->kind == WS_BINARY) {
+            uint8_t h[32];
+            ws_blob_hash(h, data, len);
+            if (!memcmp(h, d->blob, 32))
+                return d;
+            continue;
+        }
+        kith_doc *doc = NULL;
+        char *text = NULL;
+        size_t tlen = 0;
+        if (ws_doc_crdt(ws, d, &doc) || kith_doc_text(doc, &text, &tlen))
+            continue;
+        bool same = tlen == len && !memcmp(text, data, len);
+        kith_free(text);
+        if (same)
+            return d;
+    }
+    return NULL;
+}
+
+typedef enum { AS_TEXT, AS_BINARY } taken_as;
+
+static taken_as classify(walk *w, const char *path, const char *data, size_t len)
+{
+    if (len > KITH_WS_TEXT_MAX || !ws_looks_text(data, len))
+        return AS_BINARY;
+    if (kith_utf8_count(data, len) < 0) {
+        ws_change_warn(w->c, path, "not UTF-8 text; kept as a binary file (whole versions)");
+        return AS_BINARY;
+    }
+    return AS_TEXT;
+}
+
+static int record_content(walk *w, ws_doc *d, int what, const char *old_path, taken_as as,
+                          const char *data, size_t len)
+{
+    if (as == AS_TEXT) {
+        d->kind = WS_TEXT;
+        return ws_change_text(w->c, d, what, old_path, data, len);
+    }
+    return ws_change_binary(w->c, d, what, old_path, (const uint8_t *)data, len);
+}
+
+static int take_found(walk *w, found *f)
+{
+    kith_ws *ws = w->ws;
+    char *data = NULL;
+    size_t len = 0;
+    struct stat st;
+    int rc = ws_read_file(ws, f->path, &data, &len, &st);
+    ws_doc *d = ws_doc_by_path(ws, f->path);
+    if (rc) {
+        if (rc == KITH_ENOMEM)
+            return rc;
+        /* Vanished or unreadable: leave what was recorded alone. */
+        return ws_change_warn(w->c, f->path, "%s; left as recorded", ws->err);
+    }
+    taken_as as = classify(w, f->path, data, len);
+    if (d) {
+        stat_take(w, d, &st);
+        rc = record_content(w, d, KITH_WS_MODIFIED, NULL, as, data, len);
+    } else if ((d = find_moved(w, f, data, len))) {
+        char *old = kith_strndup(d->path, strlen(d->path));
+        rc = old ? ws_doc_set_path(ws, d, f->path, false) : KITH_ENOMEM;
+        d->seen = true;
+        stat_take(w, d, &st);
+        if (!rc)
+            rc = record_content(w, d, KITH_WS_RENAMED, old, as, data, len);
+        kith_free(old);
+    } else {
+        d = kith_calloc(1, sizeof *d);
+        if (!d || !(d->path = kith_strndup(f->path, strlen(f->path)))) {
+            kith_free(d);
+            kith_free(data);
+            return KITH_ENOMEM;
+        }
+        new_uuid(ws, f->path, d->uuid);
+        d->seen = true;
+        d->kind = as == AS_TEXT ? WS_TEXT : WS_BINARY;
+        stat_take(w, d, &st);
+        rc = ws_doc_add(ws, d);
+        if (!rc)
+            rc = record_content(w, d, KITH_WS_ADDED, NULL, as, data, len);
+    }
+    kith_free(data);
+    return rc;
+}
+
+static int record_deletions(walk *w)
+{
+    kith_ws *ws = w->ws;
+    for (size_t i = 0; i < ws->ndocs; i++) {
+        ws_doc *d = ws->docs[i];
+        if (d->deleted || d->seen)
+            continue;
+        int rc = ws_doc_set_path(ws, d, d->path, true);
+        d->size = d->mtime_ns = d->ino = d->dev = 0;
+        if (!rc)
+            rc = ws_change_meta(w->c, d, KITH_WS_DELETED, NULL);
+        if (rc)
+            return rc;
+    }
+    return KITH_OK;
+}
+
+/* The scan proper, inside a transaction the caller has begun; leaves the
+ * change committed (or the transaction for the caller to roll back). */
+int ws_scan_locked(kith_ws *ws, kith_ws_file_cb cb, void *ctx, kith_ws_result *res)
+{
+    walk w = {.ws = ws};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    w.start_ns = (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+    int rc = ws_writes_finish(ws); /* what an interrupted import left */
+    if (!rc)
+        rc = ws_docs_load(ws);
+    if (!rc)
+        rc = ws_ignore_new(&w.ig);
+    if (!rc)
+        rc = ws_change_begin(ws, &w.c, NULL);
+    for (size_t i = 0; !rc && i < ws->ndocs; i++)
+        ws->docs[i]->seen = false;
+    if (!rc) {
+        int fd = open(ws->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        rc = fd < 0 ? ws_error(ws, KITH_EIO, "%s: %s", ws->root, strerror(errno))
+                    : walk_dir(&w, fd, 0);
+    }
+    if (!rc && w.n > 1)
+        qsort(w.list, w.n, sizeof *w.list, cmp_found);
+    /* Files at known paths first, so that a move's old path is not taken
+     * as the target of another move. */
+    for (size_t i = 0; !rc && i < w.n; i++)
+        if (ws_doc_by_path(ws, w.list[i].path))
+            rc = take_found(&w, &w.list[i]);
+    for (size_t i = 0; !rc && i < w.n; i++)
+        if (!ws_doc_by_path(ws, w.list[i].path))
+            rc = take_found(&w, &w.list[i]);
+    if (!rc)
+        rc = record_deletions(&w);
+    if (!rc)
+        rc = ws_change_finish(w.c, cb, ctx, res);
+    for (size_t i = 0; i < w.n; i++)
+        kith_free(w.list[i].path);
+    kith_free(w.list);
+    ws_change_free(w.c);
+    ws_ignore_free(w.ig);
+    return rc;
+}
+
+int kith_ws_scan(kith_ws *ws, kith_ws_file_cb cb, void *ctx, kith_ws_result *res)
+{
+    memset(res, 0, sizeof *res);
+    ws->err[0] = 0;
+    int rc = ws_begin(ws);
+    if (rc)
+        return rc;
+    rc = ws_scan_locked(ws, cb, ctx, res);
+    if (rc) {
+        ws_rollback(ws);
+        ws_docs_forget_crdt(ws);
+    }
+    return rc;
+}

@@ -1,0 +1,259 @@
+/*
+ * The workspace store: one SQLite database in .kith/store.db, in WAL mode
+ * with synchronous=FULL so that a change reported to the user is on disk.
+ * This file owns the schema (docs/FORMAT.md, "Workspace store"), its version
+ * (PRAGMA user_version) and migrations, transactions and the error mapping
+ * from SQLite's codes to kith's.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ws/ws_int.h"
+
+static const char *const schema_v1 =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE authors(id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL);"
+    "CREATE TABLE changes(id INTEGER PRIMARY KEY, author INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL, hash TEXT NOT NULL UNIQUE, time_ms INTEGER NOT NULL,"
+    "  lamport INTEGER NOT NULL, via TEXT, UNIQUE(author, seq));"
+    "CREATE TABLE docs(id INTEGER PRIMARY KEY, uuid BLOB NOT NULL UNIQUE,"
+    "  kind INTEGER NOT NULL, path TEXT NOT NULL, deleted INTEGER NOT NULL,"
+    "  lamport INTEGER NOT NULL, lamport_author INTEGER NOT NULL, path_lamport INTEGER NOT NULL,"
+    "  path_author INTEGER NOT NULL, blob BLOB, snap BLOB,"
+    "  size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ino INTEGER NOT NULL,"
+    "  dev INTEGER NOT NULL);"
+    "CREATE TABLE deltas(id INTEGER PRIMARY KEY, doc INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE INDEX deltas_doc ON deltas(doc);"
+    "CREATE TABLE edits(change INTEGER NOT NULL, doc INTEGER NOT NULL, what INTEGER NOT NULL,"
+    "  kind INTEGER NOT NULL, path TEXT NOT NULL, old_path TEXT, ins INTEGER NOT NULL,"
+    "  del INTEGER NOT NULL, opseq INTEGER NOT NULL, opcount INTEGER NOT NULL,"
+    "  version TEXT, blob BLOB, PRIMARY KEY(doc, change)) WITHOUT ROWID;"
+    "CREATE INDEX edits_change ON edits(change);"
+    "CREATE TABLE blobs(hash BLOB PRIMARY KEY, size INTEGER NOT NULL, data BLOB NOT NULL)"
+    "  WITHOUT ROWID;"
+    "CREATE TABLE writes(id INTEGER PRIMARY KEY, tmp TEXT, path TEXT NOT NULL);";
+
+int ws_error(kith_ws *ws, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ws->err, sizeof ws->err, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Maps an SQLite result to a kith error with a message a user can act on. */
+int ws_sqlerr(kith_ws *ws, int src, const char *what)
+{
+    const char *msg = ws->db ? sqlite3_errmsg(ws->db) : sqlite3_errstr(src);
+    switch (src & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return ws_error(ws, KITH_EBUSY,
+                        "%s: the workspace is busy (another kith process holds its lock; "
+                        "waited %d ms)",
+                        what, ws->busy_ms);
+    case SQLITE_FULL:
+        return ws_error(ws, KITH_ENOSPC, "%s: disk full; nothing was recorded", what);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return ws_error(ws, KITH_ECORRUPT,
+                        "%s: the store %s/store.db is corrupt (%s); restore it from a backup or "
+                        "another replica",
+                        what, ws->kithdir ? ws->kithdir : ".kith", msg);
+    case SQLITE_NOMEM:
+        return ws_error(ws, KITH_ENOMEM, "%s: out of memory", what);
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_AUTH:
+        return ws_error(ws, KITH_EPERM, "%s: cannot open or write the store: %s", what, msg);
+    default:
+        return ws_error(ws, KITH_EIO, "%s: %s", what, msg);
+    }
+}
+
+int ws_prepare(kith_ws *ws, sqlite3_stmt **st, const char *sql)
+{
+    int src = sqlite3_prepare_v2(ws->db, sql, -1, st, NULL);
+    return src == SQLITE_OK ? KITH_OK : ws_sqlerr(ws, src, "store");
+}
+
+static int exec(kith_ws *ws, const char *sql, const char *what)
+{
+    int src = sqlite3_exec(ws->db, sql, NULL, NULL, NULL);
+    return src == SQLITE_OK ? KITH_OK : ws_sqlerr(ws, src, what);
+}
+
+/* IMMEDIATE: take the write lock up front, so two processes queue on the
+ * busy timeout instead of failing later with a deadlock on upgrade. */
+int ws_begin(kith_ws *ws)
+{
+    return exec(ws, "BEGIN IMMEDIATE", "store");
+}
+
+int ws_commit_tx(kith_ws *ws)
+{
+    return exec(ws, "COMMIT", "store");
+}
+
+void ws_rollback(kith_ws *ws)
+{
+    if (!sqlite3_get_autocommit(ws->db))
+        sqlite3_exec(ws->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int configure(kith_ws *ws)
+{
+    sqlite3_busy_timeout(ws->db, ws->busy_ms);
+    sqlite3_extended_result_codes(ws->db, 1);
+    int rc = exec(ws, "PRAGMA journal_mode=WAL", "store");
+    if (!rc)
+        rc = exec(ws, "PRAGMA synchronous=FULL", "store");
+    return rc;
+}
+
+static int open_db(kith_ws *ws, const char *path, int flags)
+{
+    int src = sqlite3_open_v2(path, &ws->db, flags, NULL);
+    if (src != SQLITE_OK)
+        return ws_sqlerr(ws, src, path);
+    return configure(ws);
+}
+
+int ws_store_create(kith_ws *ws, const char *path)
+{
+    int rc = open_db(ws, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    if (rc)
+        return rc;
+    if ((rc = ws_begin(ws)))
+        return rc;
+    rc = exec(ws, schema_v1, "creating the store");
+    if (!rc) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", KITH_WS_SCHEMA);
+        rc = exec(ws, sql, "creating the store");
+    }
+    if (!rc)
+        rc = ws_commit_tx(ws);
+    if (rc)
+        ws_rollback(ws);
+    return rc;
+}
+
+static int user_version(kith_ws *ws, int *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st, "PRAGMA user_version");
+    if (rc)
+        return rc;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *out = sqlite3_column_int(st, 0);
+    else
+        rc = ws_sqlerr(ws, src, "reading the store");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Upgrades a store written by an older kith, one version at a time, in one
+ * transaction. There is no older schema yet: version 1 is the first. */
+static int migrate(kith_ws *ws, int from)
+{
+    return ws_error(ws, KITH_EVERSION, "store schema %d is not one this kith knows how to migrate",
+                    from);
+}
+
+int ws_store_open(kith_ws *ws, const char *path)
+{
+    int rc = open_db(ws, path, SQLITE_OPEN_READWRITE);
+    if (rc)
+        return rc;
+    int v = 0;
+    if ((rc = user_version(ws, &v)))
+        return rc;
+    if (v > KITH_WS_SCHEMA)
+        return ws_error(ws, KITH_EVERSION,
+                        "the store was written by a newer kith (schema %d; this kith reads up to "
+                        "%d): upgrade kith",
+                        v, KITH_WS_SCHEMA);
+    if (v < KITH_WS_SCHEMA)
+        return migrate(ws, v);
+    return KITH_OK;
+}
+
+int ws_meta_get(kith_ws *ws, const char *key, char *out, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st, "SELECT value FROM meta WHERE key=?");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    } else if (src == SQLITE_DONE) {
+        rc = ws_error(ws, KITH_ECORRUPT, "the store has no '%s' entry", key);
+    } else {
+        rc = ws_sqlerr(ws, src, "reading the store");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ws_meta_set(kith_ws *ws, const char *key, const char *value)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "writing the store");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The authors row of device @key, made (with @name) if missing; a known
+ * author's name is updated when @name is given and differs. */
+int ws_author_id(kith_ws *ws, const uint8_t key[32], const char *name, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st, "SELECT id, name FROM authors WHERE key=?");
+    if (rc)
+        return rc;
+    sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    bool found = src == SQLITE_ROW;
+    bool rename = false;
+    if (found) {
+        *out = sqlite3_column_int64(st, 0);
+        rename = name && strcmp(name, (const char *)sqlite3_column_text(st, 1));
+    } else if (src != SQLITE_DONE) {
+        rc = ws_sqlerr(ws, src, "reading authors");
+    }
+    sqlite3_finalize(st);
+    if (rc || (found && !rename))
+        return rc;
+    if (found) {
+        if ((rc = ws_prepare(ws, &st, "UPDATE authors SET name=? WHERE id=?")))
+            return rc;
+        sqlite3_bind_int64(st, 2, *out);
+    } else {
+        if ((rc = ws_prepare(ws, &st, "INSERT INTO authors(name, key) VALUES(?, ?)")))
+            return rc;
+        sqlite3_bind_blob(st, 2, key, 32, SQLITE_STATIC);
+    }
+    sqlite3_bind_text(st, 1, name ? name : "unknown", -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "writing authors");
+    else if (!found)
+        *out = sqlite3_last_insert_rowid(ws->db);
+    sqlite3_finalize(st);
+    return rc;
+}

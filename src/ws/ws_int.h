@@ -1,0 +1,130 @@
+/*
+ * Workspace internals shared by the src/ws files: the handle, the in-memory table
+ * of documents (loaded whole at open: a scan must compare every file's stat
+ * against it), and the store helpers. Not part of the public API.
+ */
+#ifndef KITH_WS_INT_H
+#define KITH_WS_INT_H
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kith/crdt.h"
+#include "kith/ws.h"
+#include "util/util_int.h"
+
+enum ws_kind { WS_TEXT = 0, WS_BINARY = 1 };
+
+/* edits.what values on disk (docs/FORMAT.md): the public enum's numbers. */
+
+typedef struct ws_doc {
+    int64_t id;       /* docs.id */
+    uint8_t uuid[16]; /* identity across replicas and renames */
+    int kind;
+    char *path;   /* current (live) or last (deleted) path */
+    bool deleted;
+    /* Stat of the file when last recorded; mtime_ns 0 forces a re-read. */
+    int64_t size, mtime_ns, ino, dev;
+    uint8_t blob[32]; /* binary: hash of the current version */
+    /* Last-writer-wins registers, each a (Lamport clock, author) pair:
+     * existence and binary content (edits count as writes, so an edit
+     * concurrent with a deletion brings the file back), and the path. */
+    int64_t lamport, lamport_author;
+    int64_t path_lamport, path_author;
+    kith_doc *crdt; /* loaded on first use */
+    int64_t snap_bytes, delta_bytes, ndeltas;
+    bool seen;    /* scan: found in the folder */
+    bool touched; /* in the open change */
+} ws_doc;
+
+struct kith_ws {
+    sqlite3 *db;
+    char *root;       /* absolute, no trailing '/' */
+    char *kithdir;    /* root + "/.kith" */
+    char device[65];  /* hex Ed25519 public key */
+    char agent[33];   /* CRDT agent name: first 16 bytes of the key, hex */
+    char wsid[33];
+    char *user;
+    int64_t self;     /* authors.id of this device */
+    int busy_ms;
+    char err[512];
+    /* Documents: all of them, live and deleted; a hash on path for live. */
+    ws_doc **docs;
+    size_t ndocs, capdocs;
+    size_t *pathtab; /* open addressing: index+1 into docs, 0 = empty */
+    size_t pathcap;
+    bool docs_loaded;
+    int64_t data_version; /* PRAGMA data_version when docs were loaded */
+    /* Open change of kith_ws_edit calls: new texts by document uuid. */
+    struct ws_pending {
+        uint8_t uuid[16];
+        char *text;
+        size_t len;
+    } *pend;
+    size_t npend, cappend;
+};
+
+/* errors */
+int ws_error(kith_ws *ws, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int ws_sqlerr(kith_ws *ws, int src, const char *what);
+
+/* store.c */
+int ws_store_create(kith_ws *ws, const char *path);
+int ws_store_open(kith_ws *ws, const char *path);
+int ws_begin(kith_ws *ws);
+int ws_commit_tx(kith_ws *ws);
+void ws_rollback(kith_ws *ws);
+int ws_prepare(kith_ws *ws, sqlite3_stmt **st, const char *sql);
+int ws_meta_get(kith_ws *ws, const char *key, char *out, size_t cap);
+int ws_meta_set(kith_ws *ws, const char *key, const char *value);
+int ws_author_id(kith_ws *ws, const uint8_t key[32], const char *name, int64_t *out);
+
+/* docs.c */
+int ws_docs_load(kith_ws *ws);
+ws_doc *ws_doc_by_path(kith_ws *ws, const char *path);
+ws_doc *ws_doc_deleted_by_path(kith_ws *ws, const char *path);
+ws_doc *ws_doc_by_uuid(kith_ws *ws, const uint8_t uuid[16]);
+int ws_doc_add(kith_ws *ws, ws_doc *d);
+int ws_doc_set_path(kith_ws *ws, ws_doc *d, const char *path, bool deleted);
+int ws_doc_crdt(kith_ws *ws, ws_doc *d, kith_doc **out);
+int ws_doc_save_row(kith_ws *ws, ws_doc *d);
+int ws_doc_save_stat(kith_ws *ws, ws_doc *d);
+int ws_doc_append_delta(kith_ws *ws, ws_doc *d, const uint8_t *delta, size_t len);
+void ws_docs_free(kith_ws *ws);
+void ws_docs_forget_crdt(kith_ws *ws);
+
+/* record.c: building one change */
+typedef struct ws_change ws_change;
+int ws_change_begin(kith_ws *ws, ws_change **out, const char *via);
+int ws_change_text(ws_change *c, ws_doc *d, int what, const char *old_path, const char *text,
+                   size_t len);
+int ws_change_binary(ws_change *c, ws_doc *d, int what, const char *old_path, const uint8_t *data,
+                     size_t len);
+int ws_change_meta(ws_change *c, ws_doc *d, int what, const char *old_path);
+int ws_change_warn(ws_change *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int ws_change_finish(ws_change *c, kith_ws_file_cb cb, void *ctx, kith_ws_result *res);
+void ws_change_free(ws_change *c);
+bool ws_change_empty(const ws_change *c);
+
+/* util */
+int64_t ws_now_ms(void);
+void ws_hex(char *out, const uint8_t *p, size_t n);
+int ws_unhex(uint8_t *out, const char *hex, size_t n);
+int ws_read_file(kith_ws *ws, const char *rel, char **out, size_t *len, struct stat *st);
+int ws_write_file(kith_ws *ws, const char *rel, const char *data, size_t len, struct stat *st);
+int ws_path_check(kith_ws *ws, const char *arg, char **rel);
+void ws_blob_hash(uint8_t out[32], const void *data, size_t len);
+int ws_blob_put(kith_ws *ws, const uint8_t hash[32], const void *data, size_t len);
+int ws_blob_get(kith_ws *ws, const uint8_t hash[32], char **out, size_t *len);
+int ws_writes_finish(kith_ws *ws);
+int ws_write_tmp(kith_ws *ws, const char *rel, const char *data, size_t len, struct stat *st,
+                 char **tmp);
+int ws_scan_locked(kith_ws *ws, kith_ws_file_cb cb, void *ctx, kith_ws_result *res);
+int ws_change_id_hex(kith_ws *ws, int64_t change, char out[KITH_WS_ID_HEX + 1]);
+void ws_change_hash(const uint8_t key[32], int64_t seq, char out[KITH_WS_ID_HEX + 1]);
+bool ws_looks_text(const char *p, size_t len);
+
+#endif
