@@ -1,10 +1,13 @@
 /*
- * cmd_ai.c: `kith ai run|info|bench|quantize|tokenize`, the on-device model
- * from the command line. Uses only the public API (kith/ai.h). Model lookup,
- * in order: --model (a path, or a name in the models folder), $KITH_MODEL,
- * ~/.local/share/kith/models/ (default.gguf, else the first *.gguf), then the
+ * cmd_ai.c: `kith ai run|info|bench|quantize|tokenize|pull`, the on-device
+ * model from the command line (pull and tokenize live in cmd_ai_*.c). Uses
+ * only the public API (kith/ai.h). Model lookup, in order: --model (a path,
+ * or a name in the models folder, ".gguf" optional), $KITH_MODEL, the models
+ * folder ($XDG_DATA_HOME/kith/models or ~/.local/share/kith/models, where
+ * `kith ai pull` saves: default.gguf, else the first *.gguf), then the
  * bundled TinyStories model next to the executable (../models) or in the
- * installed share folder.
+ * installed share folder. (kith has no config file yet; a model set there
+ * would come after $KITH_MODEL.)
  */
 #include <dirent.h>
 #include <errno.h>
@@ -167,7 +170,7 @@ static void run_usage(FILE *f)
                "  --top-k K          (default 40)   --top-p P (default 0.95)\n"
                "  --min-p P          (default 0.05) --repeat-penalty R (default 1.0)\n"
                "  --seed S           sampling seed (default: from the clock)\n"
-               "  --threads K        threads (default: physical cores)\n"
+               "  --threads K        threads (default: physical cores; 1 for tiny models)\n"
                "  --ctx C            context length (default: the model's, at most 4096)\n"
                "  --stop TEXT        stop string (repeatable)\n"
                "  --chat             wrap PROMPT as a user turn in the model's chat template\n"
@@ -510,10 +513,10 @@ static int bench_ttft(const char *model, const struct kith_ctx_params *cp0, cons
                path, t[runs / 2], t[0], t[runs + runs / 2], t[2 * runs + runs / 2],
                t[3 * runs + runs / 2], n_prompt, threads, runs);
     else
-        printf("model %s, %d threads, %d-token prompt\ntime to first token: %.2f ms median, "
+        printf("model %s, %d thread%s, %d-token prompt\ntime to first token: %.2f ms median, "
                "%.2f ms best of %d\n  (medians: load %.2f ms, context %.2f ms, prompt %.2f ms)\n",
-               path, threads, n_prompt, t[runs / 2], t[0], runs, t[runs + runs / 2],
-               t[2 * runs + runs / 2], t[3 * runs + runs / 2]);
+               path, threads, threads == 1 ? "" : "s", n_prompt, t[runs / 2], t[0], runs,
+               t[runs + runs / 2], t[2 * runs + runs / 2], t[3 * runs + runs / 2]);
     ret = 0;
 out:
     free(t);
@@ -530,8 +533,10 @@ static int cmd_bench_ai(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double d;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: kith ai bench [--model M] [--threads K] [-p N] [-n N] [--runs R] [--json]\n"
-                   "       kith ai bench --ttft [--model M] [--threads K] [--prompt TEXT] [--runs R]\n\n"
+            printf("usage: kith ai bench [--model M] [--threads K] [-p N] [-n N] [--runs R]\n"
+                   "                     [--json]\n"
+                   "       kith ai bench --ttft [--model M] [--threads K] [--prompt TEXT]\n"
+                   "                     [--runs R] [--json]\n\n"
                    "Prompt processing (-p tokens, default 128) and generation (-n tokens,\n"
                    "default 64) speed in tokens/s, the median of --runs (default 3) runs, and\n"
                    "memory: KV cache, context buffers, peak RSS.\n"

@@ -357,3 +357,29 @@ int cmd_restore(int argc, char **argv)
     kith_ws_close(ws);
     return 0;
 }
+
+/* ---- check ------------------------------------------------------------------------------- */
+
+static const char check_usage[] =
+    "usage: kith check [-C DIR]\n"
+    "\n"
+    "Verifies the store: SQLite's integrity check, every document's history\n"
+    "loads, and every recorded version reads back. Exit 0 when all is well.\n";
+
+int cmd_check(int argc, char **argv)
+{
+    ws_cli_opts o;
+    int r = ws_cli_common(&argc, argv, &o, check_usage);
+    if (r)
+        return r == -1 ? 0 : 2;
+    if (argc > 1)
+        return cli_error("check: unexpected argument %s\n%s", argv[1], check_usage), 2;
+    kith_ws *ws = ws_cli_open();
+    if (!ws)
+        return 1;
+    if (kith_ws_check(ws))
+        return ws_cli_fail(ws);
+    printf("store ok\n");
+    kith_ws_close(ws);
+    return 0;
+}

@@ -28,6 +28,7 @@ int cmd_blame(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 /* True when stdout is a terminal that takes colour (and NO_COLOR is unset). */
 int cli_color(void);

@@ -32,6 +32,7 @@ static const struct verb verbs[] = {
     {"cat", cmd_cat, "print a file as recorded, now or at a past version"},
     {"diff", cmd_diff, "show changes of a file between versions"},
     {"restore", cmd_restore, "bring back a file's old content, or a deleted file"},
+    {"check", cmd_check, "verify the store's integrity and history"},
     {"bench", cmd_bench, "measure the CRDT on editing traces (kith bench trace FILE...)"},
     {"ai", cmd_ai, "on-device language model: run, tokenize, info, bench, quantize"},
     {"hub", cmd_hub, "serve end-to-end encrypted sync (kith hub --listen ADDR:PORT --data DIR)"},

@@ -131,7 +131,7 @@ KITH_API int kith_model_info(const kith_model *m, struct kith_model_info *info);
 struct kith_ctx_params {
     size_t size;    /* sizeof(struct kith_ctx_params) */
     int n_ctx;      /* 0: the model's context length, capped at 4096 */
-    int n_threads;  /* 0: physical cores */
+    int n_threads;  /* 0: physical cores (1 for tiny models, under 2M parameters) */
     int n_batch;    /* tokens per forward call; 0: 256 */
 };
 KITH_API void kith_ctx_params_init(struct kith_ctx_params *p);

@@ -177,6 +177,12 @@ KITH_API KITH_NODISCARD int kith_doc_version_parse(kith_doc *doc, const char *s,
 KITH_API KITH_NODISCARD int kith_doc_encode(kith_doc *doc, uint8_t **out /* OUT */,
                                             size_t *len /* OUT */);
 
+/* As kith_doc_encode, with zstd compression @level (1..19; kith_doc_encode
+ * uses 19, the smallest and slowest): for callers that encode often, such
+ * as a store folding its deltas. Decoding does not depend on the level. */
+KITH_API KITH_NODISCARD int kith_doc_encode_level(kith_doc *doc, int level,
+                                                  uint8_t **out /* OUT */, size_t *len /* OUT */);
+
 /* Decodes a whole-document encoding (a replica's own saved document: the
  * text it caches is trusted, so loading needs no replay; give anything from
  * a peer to kith_doc_apply instead). The envelope and checksum are checked

@@ -207,6 +207,11 @@ KITH_API KITH_NODISCARD int kith_ws_restore(kith_ws *ws, const char *path, const
 KITH_API KITH_NODISCARD int kith_ws_restore_deleted(kith_ws *ws, const char *path,
                                                     kith_ws_result *res /* OUT */);
 
+/* Checks the store: SQLite's integrity check, then every document's
+ * history loads and every recorded version of it reads back. KITH_ECORRUPT
+ * with the first problem in the message. */
+KITH_API KITH_NODISCARD int kith_ws_check(kith_ws *ws);
+
 /* ---- exchange between replicas ------------------------------------------------ */
 
 /* Encodes everything @ws holds (documents with their CRDT history, changes,

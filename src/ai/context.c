@@ -10,21 +10,28 @@
 #include "ai/quant.h"
 #include "util/util_int.h"
 
+/* Below this many parameters a context runs on one thread by default. */
+#define AI_TINY_PARAMS 2000000
+
 void kith_ctx_params_init(struct kith_ctx_params *p)
 {
     memset(p, 0, sizeof *p);
     p->size = sizeof *p;
 }
 
-/* cos/sin of every (position, frequency) pair, computed the way ggml's rope
- * cache does: theta = pos * base^(-2i/n_dims), by repeated multiplication in
- * float, divided by the Llama 3 frequency factor, times the linear scale. */
-static void rope_table(kith_ctx *c)
+/* cos/sin of every (position, frequency) pair for positions up to @n_pos,
+ * computed the way ggml's rope cache does: theta = pos * base^(-2i/n_dims),
+ * by repeated multiplication in float, divided by the Llama 3 frequency
+ * factor, times the linear scale. Rows are filled as positions are first
+ * used rather than all in kith_ctx_new: a 4096-position table of a real
+ * model is a quarter of a million cosf/sinf calls, milliseconds that would
+ * delay the first token. */
+void ai_rope_table(kith_ctx *c, int n_pos)
 {
     const kith_model *m = c->m;
     int half = m->rope_dim / 2;
     float theta_scale = powf(m->rope_base, -2.0f / (float)m->rope_dim);
-    for (int p = 0; p < c->n_ctx; p++) {
+    for (int p = c->rope_rows; p < n_pos; p++) {
         float theta = (float)p;
         for (int i = 0; i < half; i++) {
             float t = theta;
@@ -36,6 +43,8 @@ static void rope_table(kith_ctx *c)
             theta *= theta_scale;
         }
     }
+    if (n_pos > c->rope_rows)
+        c->rope_rows = n_pos;
 }
 
 static size_t act_row(const struct ai_weight *w)
@@ -111,7 +120,15 @@ int kith_ctx_new(kith_model *m, const struct kith_ctx_params *p, kith_ctx **out)
     c->n_batch = p->n_batch > 0 ? p->n_batch : 256;
     if (c->n_batch > c->n_ctx)
         c->n_batch = c->n_ctx;
-    c->n_threads = p->n_threads > 0 ? p->n_threads : ai_physical_cores();
+    /* Default: one thread per physical core, except for tiny models (the
+     * bundled stories260K), whose matmuls take microseconds: there, handing
+     * work to a second thread and waiting for it costs more than it saves,
+     * and starting the pool (and reading the CPU topology from sysfs) is a
+     * visible part of the time to first token. */
+    if (p->n_threads > 0)
+        c->n_threads = p->n_threads;
+    else
+        c->n_threads = m->n_params < AI_TINY_PARAMS ? 1 : ai_physical_cores();
     if (c->n_threads > 256)
         c->n_threads = 256;
     atomic_init(&c->cancel, 0);
@@ -129,7 +146,10 @@ int kith_ctx_new(kith_model *m, const struct kith_ctx_params *p, kith_ctx **out)
     size_t qact_b = B * c->qact_row_max + 64, tact_b = B * QUANT_TILE_BYTES(c->tact_k_max) + 64;
     size_t logits_b = B * (size_t)m->n_vocab * sizeof(float);
     size_t rope_b = (size_t)c->n_ctx * half * sizeof(float), embd_b = d * sizeof(double) * 2;
-    if (!(c->k_cache = kith_calloc(1, kv_b)) || !(c->v_cache = kith_calloc(1, kv_b)) ||
+    /* The KV cache is not cleared: a position is written before anything
+     * reads it, and untouched pages of a large cache cost neither time (a
+     * 4096-position cache of a 1B model is hundreds of MB) nor memory. */
+    if (!(c->k_cache = kith_malloc(kv_b)) || !(c->v_cache = kith_malloc(kv_b)) ||
         !(c->x = kith_malloc(d_b)) || !(c->xb = kith_malloc(d_b)) ||
         !(c->xb2 = kith_malloc(d_b)) || !(c->q = kith_malloc(q_b)) ||
         !(c->k = kith_malloc(kvd_b)) || !(c->v = kith_malloc(kvd_b)) ||
@@ -143,9 +163,8 @@ int kith_ctx_new(kith_model *m, const struct kith_ctx_params *p, kith_ctx **out)
     }
     c->kv_bytes = 2 * (uint64_t)kv_b;
     c->mem_bytes = c->kv_bytes + 3 * (uint64_t)d_b + 2 * (uint64_t)q_b + 2 * (uint64_t)kvd_b +
-                   2 * (uint64_t)ff_b + scores_b + qact_b + tact_b + logits_b + 2 * (uint64_t)rope_b +
-                   embd_b;
-    rope_table(c);
+                   2 * (uint64_t)ff_b + scores_b + qact_b + tact_b + logits_b +
+                   2 * (uint64_t)rope_b + embd_b;
     rc = ai_pool_new(c->n_threads, &c->pool);
     if (rc)
         goto fail;

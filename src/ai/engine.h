@@ -85,6 +85,7 @@ struct kith_ctx {
     int n_logits;            /* rows of @logits valid after the last eval */
     int logits_all;
     float *rope_cos, *rope_sin; /* [n_ctx][rope_dim/2] */
+    int rope_rows;           /* positions of rope_cos/sin filled so far (ai_rope_table) */
     float *embd_acc;         /* [dim] for kith_embed */
     uint64_t kv_bytes, mem_bytes; /* what kith_ctx_new allocated (kith_ctx_mem_bytes) */
 };
@@ -93,6 +94,8 @@ struct kith_ctx {
  * leaves the final normed hidden state in c->x and, unless @no_logits,
  * logits in c->logits (all rows or the last). */
 int ai_forward(kith_ctx *c, const int32_t *tokens, int n, int all_logits, int no_logits);
+/* context.c: fills the RoPE rows of positions below @n_pos not yet filled. */
+void ai_rope_table(kith_ctx *c, int n_pos);
 /* y[n][w->m] = x[n][w->k] . W^T, over the pool. */
 void ai_matmul(kith_ctx *c, const struct ai_weight *w, const float *x, int n, float *y);
 

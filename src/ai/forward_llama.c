@@ -144,7 +144,8 @@ void ai_matmul(kith_ctx *c, const struct ai_weight *w, const float *x, int n, fl
     int nth = ai_pool_threads(c->pool);
     /* tile kernels without a tile_prep read the plain dot-type rows */
     quant_tile_prep_fn prep = K->tile_prep[w->type];
-    int tiled = K->tile4[w->type] && w->k % 64 == 0 && w->m >= 4 &&
+    /* the quantized tiles work in 64-element blocks; the F32 tile masks its tail */
+    int tiled = K->tile4[w->type] && (w->k % 64 == 0 || w->type == GGML_TYPE_F32) && w->m >= 4 &&
                 (!prep || (size_t)w->k <= c->tact_k_max);
     struct mm_task t = {.w = w, .n = n, .y = y, .dot = K->dot[w->type], .dot4 = K->dot4[w->type]};
     if (dt == GGML_TYPE_F32) {
@@ -298,6 +299,8 @@ int ai_forward(kith_ctx *c, const int32_t *tokens, int n, int all_logits, int no
         return KITH_EINVAL;
     if (c->n_past + n > c->n_ctx)
         return KITH_ERANGE;
+    if (c->n_past + n > c->rope_rows)
+        ai_rope_table(c, c->n_past + n);
 
     // x[n][d] = embedding rows
     for (int i = 0; i < n; i++) {

@@ -228,7 +228,8 @@ static void write_changes(encoder *e, wbuf *w)
 }
 
 /* Encodes the ops in ranges @r; with @text, the current text too. */
-static int encode_ranges(kith_doc *doc, lvr *r, size_t nr, bool delta, uint8_t **out, size_t *len)
+static int encode_ranges(kith_doc *doc, lvr *r, size_t nr, bool delta, int level, uint8_t **out,
+                         size_t *len)
 {
     *out = NULL;
     *len = 0;
@@ -299,7 +300,7 @@ static int encode_ranges(kith_doc *doc, lvr *r, size_t nr, bool delta, uint8_t *
     res[5] = delta ? ENC_DELTA : 0;
     size_t n = 6;
     n += kith_varint_put(res + n, body.n);
-    size_t z = body.n > 64 ? ZSTD_compress(res + n, bound, body.p, body.n, 19) : 0;
+    size_t z = body.n > 64 ? ZSTD_compress(res + n, bound, body.p, body.n, level) : 0;
     if (z && !ZSTD_isError(z) && z < body.n) {
         res[5] |= ENC_ZSTD;
         n += z;
@@ -322,15 +323,22 @@ out:
     return rc;
 }
 
-int kith_doc_encode(kith_doc *doc, uint8_t **out, size_t *len)
+int kith_doc_encode_level(kith_doc *doc, int level, uint8_t **out, size_t *len)
 {
     *out = NULL;
     *len = 0;
+    if (level < 1 || level > ZSTD_maxCLevel())
+        return KITH_EINVAL;
     int rc = doc_ready(doc);
     if (rc)
         return rc;
     lvr all = {0, doc->log.n, 0};
-    return encode_ranges(doc, &all, doc->log.n ? 1 : 0, false, out, len);
+    return encode_ranges(doc, &all, doc->log.n ? 1 : 0, false, level, out, len);
+}
+
+int kith_doc_encode(kith_doc *doc, uint8_t **out, size_t *len)
+{
+    return kith_doc_encode_level(doc, 19, out, len);
 }
 
 /* ---- reading -------------------------------------------------------------------- */
@@ -1471,7 +1479,7 @@ int kith_doc_encode_since(kith_doc *doc, const uint8_t *summary, size_t summary_
         base += end - start;
     }
     if (rc == KITH_OK)
-        rc = encode_ranges(doc, ranges, nr, true, out, len);
+        rc = encode_ranges(doc, ranges, nr, true, 19, out, len);
     kith_free(ranges);
     kith_free(have);
     return rc;

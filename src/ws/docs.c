@@ -12,8 +12,9 @@
 
 #include "ws/ws_int.h"
 
-#define COMPACT_DELTAS 256       /* deltas before a new snapshot */
-#define COMPACT_MIN_BYTES 65536  /* ... or bytes beyond half the snapshot */
+#define COMPACT_DELTAS 1024     /* deltas before a new snapshot (bounds load time) */
+#define COMPACT_MIN_BYTES 16384 /* ... or bytes beyond a quarter of the snapshot */
+#define SNAPSHOT_LEVEL 9       /* zstd: within a few % of 19's size, several times faster */
 
 static uint64_t path_hash(const char *s)
 {
@@ -282,7 +283,7 @@ static int compact(kith_ws *ws, ws_doc *d)
 {
     uint8_t *enc = NULL;
     size_t len = 0;
-    int rc = kith_doc_encode(d->crdt, &enc, &len);
+    int rc = kith_doc_encode_level(d->crdt, SNAPSHOT_LEVEL, &enc, &len);
     if (rc)
         return ws_error(ws, rc, "%s: encoding: %s", d->path, kith_doc_errmsg(d->crdt));
     sqlite3_stmt *st = NULL;
@@ -315,7 +316,7 @@ int ws_doc_append_delta(kith_ws *ws, ws_doc *d, const uint8_t *delta, size_t len
 {
     d->ndeltas++;
     d->delta_bytes += (int64_t)len;
-    if (d->ndeltas > COMPACT_DELTAS || d->delta_bytes > d->snap_bytes / 2 + COMPACT_MIN_BYTES ||
+    if (d->ndeltas > COMPACT_DELTAS || d->delta_bytes > d->snap_bytes / 4 + COMPACT_MIN_BYTES ||
         d->snap_bytes == 0)
         return compact(ws, d);
     sqlite3_stmt *st = NULL;

@@ -149,12 +149,17 @@ static int export_changes(kith_ws *ws, wbuf *w, const int64_t *ids, size_t nids)
             wb_optstr(&edits, (const char *)sqlite3_column_text(ed, 4));
             for (int k = 5; k <= 8; k++)
                 wb_var(&edits, (uint64_t)sqlite3_column_int64(ed, k));
-            wb_optstr(&edits, (const char *)sqlite3_column_text(ed, 9));
+            char *full = NULL;
+            if (sqlite3_column_text(ed, 9) &&
+                (rc = ws_version_from_db(ws, (const char *)sqlite3_column_text(ed, 9), &full)))
+                break;
+            wb_optstr(&edits, full);
+            kith_free(full);
             wb_optblob(&edits, sqlite3_column_bytes(ed, 10) == 32 ? sqlite3_column_blob(ed, 10)
                                                                    : NULL,
                        32);
         }
-        if (esrc != SQLITE_DONE)
+        if (!rc && esrc != SQLITE_DONE)
             rc = ws_sqlerr(ws, esrc, "reading history");
         wb_var(&body, ne);
         wb_bytes(&body, edits.p, edits.n);
@@ -682,7 +687,7 @@ static int merge_doc(kith_ws *ws, xport *x, x_doc *xd, touched *t)
 static int import_changes(kith_ws *ws, xport *x)
 {
     sqlite3_stmt *ch = NULL, *ed = NULL;
-    int rc = ws_prepare(ws, &ch, "INSERT OR IGNORE INTO changes(author, seq, hash, time_ms, "
+    int rc = ws_prepare(ws, &ch, "INSERT OR IGNORE INTO changes(author, seq, hid, time_ms, "
                                  "lamport, via) VALUES(?, ?, ?, ?, ?, ?)");
     if (!rc)
         rc = ws_prepare(ws, &ed, "INSERT OR IGNORE INTO edits(change, doc, what, kind, path, "
@@ -695,7 +700,7 @@ static int import_changes(kith_ws *ws, xport *x)
         sqlite3_reset(ch);
         sqlite3_bind_int64(ch, 1, x->authors[c->author].local);
         sqlite3_bind_int64(ch, 2, (sqlite3_int64)c->seq);
-        sqlite3_bind_text(ch, 3, hash, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(ch, 3, ws_change_hid(hash));
         sqlite3_bind_int64(ch, 4, c->time_ms);
         sqlite3_bind_int64(ch, 5, (sqlite3_int64)c->lamport);
         if (c->via)
@@ -731,8 +736,12 @@ static int import_changes(kith_ws *ws, xport *x)
             sqlite3_bind_int64(ed, 8, (sqlite3_int64)e->del);
             sqlite3_bind_int64(ed, 9, (sqlite3_int64)e->opseq);
             sqlite3_bind_int64(ed, 10, (sqlite3_int64)e->opcount);
-            if (e->version)
-                sqlite3_bind_text(ed, 11, e->version, -1, SQLITE_STATIC);
+            char *dbv = NULL;
+            if (e->version && (rc = ws_version_to_db(ws, e->version, &dbv)))
+                break;
+            if (dbv)
+                sqlite3_bind_text(ed, 11, dbv, -1, SQLITE_TRANSIENT);
+            kith_free(dbv);
             if (e->has_blob)
                 sqlite3_bind_blob(ed, 12, e->blob, 32, SQLITE_STATIC);
             if ((src = sqlite3_step(ed)) != SQLITE_DONE)

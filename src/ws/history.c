@@ -119,19 +119,27 @@ static int resolve(kith_ws *ws, const char *spec, int64_t *change, char hash[KIT
     int rc, src;
     size_t n = strlen(spec);
     if (n >= 4 && n <= KITH_WS_ID_HEX && all_hex(spec)) {
-        char lo[KITH_WS_ID_HEX + 1], hi[KITH_WS_ID_HEX + 2];
+        /* Candidates by the 16-digit key, then the whole prefix. */
+        char lo[17], hi[17], want[KITH_WS_ID_HEX + 1];
         for (size_t i = 0; i <= n; i++)
-            lo[i] = (char)tolower((unsigned char)spec[i]);
-        snprintf(hi, sizeof hi, "%sg", lo);
-        if ((rc = ws_prepare(ws, &st, "SELECT id, hash FROM changes WHERE hash >= ? AND hash < ? "
-                                      "LIMIT 2")))
+            want[i] = (char)tolower((unsigned char)spec[i]);
+        for (size_t i = 0; i < 16; i++) {
+            lo[i] = i < n ? want[i] : '0';
+            hi[i] = i < n ? want[i] : 'f';
+        }
+        lo[16] = hi[16] = 0;
+        if ((rc = ws_prepare(ws, &st, "SELECT c.id, kith_id(a.key, c.seq) FROM changes c JOIN "
+                                      "authors a ON a.id=c.author WHERE c.hid BETWEEN ? AND ?")))
             return rc;
-        sqlite3_bind_text(st, 1, lo, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 1, ws_change_hid(lo));
+        sqlite3_bind_int64(st, 2, ws_change_hid(hi));
         int found = 0;
         while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *id = (const char *)sqlite3_column_text(st, 1);
+            if (!id || strncmp(id, want, n))
+                continue;
             *change = sqlite3_column_int64(st, 0);
-            snprintf(hash, KITH_WS_ID_HEX + 1, "%s", (const char *)sqlite3_column_text(st, 1));
+            snprintf(hash, KITH_WS_ID_HEX + 1, "%s", id);
             found++;
         }
         rc = src == SQLITE_DONE ? KITH_OK : ws_sqlerr(ws, src, "reading changes");
@@ -149,8 +157,9 @@ static int resolve(kith_ws *ws, const char *spec, int64_t *change, char hash[KIT
                         "%s: not a change id, nor a time ('2h ago', '2026-11-27', "
                         "'2026-11-27T10:30')",
                         spec);
-    if ((rc = ws_prepare(ws, &st, "SELECT id, hash FROM changes WHERE time_ms <= ? "
-                                  "ORDER BY id DESC LIMIT 1")))
+    if ((rc = ws_prepare(ws, &st, "SELECT c.id, kith_id(a.key, c.seq) FROM changes c JOIN "
+                                  "authors a ON a.id=c.author WHERE c.time_ms <= ? "
+                                  "ORDER BY c.id DESC LIMIT 1")))
         return rc;
     sqlite3_bind_int64(st, 1, t);
     src = sqlite3_step(st);
@@ -238,9 +247,8 @@ static int content_at(kith_ws *ws, ws_doc *d, int64_t change, const char *spec, 
         kith_id *ids = NULL;
         size_t n = 0;
         rc = ws_doc_crdt(ws, d, &doc);
-        if (!rc && (rc = kith_doc_version_parse(doc, v ? v : "", &ids, &n)))
-            rc = ws_error(ws, KITH_ECORRUPT, "%s: bad recorded version: %s", d->path,
-                          kith_doc_errmsg(doc));
+        if (!rc)
+            rc = ws_version_ids(ws, doc, v, &ids, &n);
         if (!rc && (rc = kith_doc_text_at(doc, ids, n, out, len)))
             rc = ws_error(ws, rc, "%s: %s", d->path, kith_doc_errmsg(doc));
         kith_free(ids);
@@ -362,10 +370,10 @@ int kith_ws_log(kith_ws *ws, const char *path, size_t limit,
         return rc;
     sqlite3_stmt *st = NULL, *files = NULL;
     rc = ws_prepare(ws, &st,
-                    d ? "SELECT c.id, c.hash, c.time_ms, a.name, hex(a.key), c.via FROM changes c "
+                    d ? "SELECT c.id, kith_id(a.key, c.seq), c.time_ms, a.name, hex(a.key), c.via FROM changes c "
                         "JOIN authors a ON a.id=c.author WHERE c.id IN (SELECT change FROM edits "
                         "WHERE doc=?1) ORDER BY c.id DESC LIMIT ?2"
-                      : "SELECT c.id, c.hash, c.time_ms, a.name, hex(a.key), c.via FROM changes c "
+                      : "SELECT c.id, kith_id(a.key, c.seq), c.time_ms, a.name, hex(a.key), c.via FROM changes c "
                         "JOIN authors a ON a.id=c.author ORDER BY c.id DESC LIMIT ?2");
     if (!rc)
         rc = ws_prepare(ws, &files, "SELECT path, ins, del FROM edits WHERE change=? ORDER BY path");
@@ -426,7 +434,7 @@ int kith_ws_ls(kith_ws *ws, int (*cb)(const kith_ws_entry *e, void *ctx), void *
             live[n++] = ws->docs[i];
     qsort(live, n, sizeof *live, cmp_docpath);
     sqlite3_stmt *st = NULL;
-    rc = ws_prepare(ws, &st, "SELECT c.hash, a.name, c.time_ms FROM edits e JOIN changes c ON "
+    rc = ws_prepare(ws, &st, "SELECT kith_id(a.key, c.seq), a.name, c.time_ms FROM edits e JOIN changes c ON "
                              "c.id=e.change JOIN authors a ON a.id=c.author WHERE e.doc=? "
                              "ORDER BY e.change DESC LIMIT 1");
     for (size_t i = 0; !rc && i < n; i++) {
@@ -467,7 +475,7 @@ static int who_made(kith_ws *ws, ws_doc *d, kith_doc *doc, kith_id id, who *w)
     snprintf(w->author, sizeof w->author, "%s", kith_doc_agent_name(doc, id.agent));
     sqlite3_stmt *st = NULL;
     int rc = ws_prepare(ws, &st,
-                        "SELECT c.hash, a.name FROM edits e JOIN changes c ON c.id=e.change "
+                        "SELECT kith_id(a.key, c.seq), a.name FROM edits e JOIN changes c ON c.id=e.change "
                         "JOIN authors a ON a.id=c.author WHERE e.doc=? AND e.opseq=? AND "
                         "e.opcount>0 AND lower(substr(hex(a.key), 1, 32))=?");
     if (rc)
@@ -567,9 +575,8 @@ int kith_ws_blame(kith_ws *ws, const char *path, const char *at,
             if (sqlite3_step(st) != SQLITE_ROW)
                 rc = ws_error(ws, KITH_ENOTFOUND, "%s did not exist at %s", path, at);
             else
-                rc = kith_doc_version_parse(
-                    doc, (const char *)sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "",
-                    &ids, &n);
+                rc = ws_version_ids(ws, doc, (const char *)sqlite3_column_text(st, 0), &ids,
+                                    &n);
             sqlite3_finalize(st);
         }
     }
@@ -689,5 +696,71 @@ int kith_ws_restore_deleted(kith_ws *ws, const char *path, kith_ws_result *res)
     }
     kith_free(rel);
     kith_free(data);
+    return rc;
+}
+
+/* ---- check -------------------------------------------------------------------------- */
+
+static int integrity(kith_ws *ws)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st, "PRAGMA integrity_check");
+    if (rc)
+        return rc;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), "ok"))
+        rc = ws_error(ws, KITH_ECORRUPT, "store integrity check: %s",
+                      (const char *)sqlite3_column_text(st, 0));
+    else if (src != SQLITE_ROW)
+        rc = ws_sqlerr(ws, src, "store integrity check");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Every version recorded for @d reads back from its history. */
+static int check_versions(kith_ws *ws, ws_doc *d, kith_doc *doc)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st, "SELECT version FROM edits WHERE doc=? AND version IS NOT NULL");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, d->id);
+    int src;
+    while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        kith_id *ids = NULL;
+        size_t n = 0;
+        char *text = NULL;
+        size_t len = 0;
+        if (ws_version_ids(ws, doc, (const char *)sqlite3_column_text(st, 0), &ids, &n) ||
+            kith_doc_text_at(doc, ids, n, &text, &len))
+            rc = ws_error(ws, KITH_ECORRUPT, "%s: recorded version %s does not read back (%s)",
+                          d->path, (const char *)sqlite3_column_text(st, 0), kith_doc_errmsg(doc));
+        kith_free(ids);
+        kith_free(text);
+    }
+    if (!rc && src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "reading history");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int kith_ws_check(kith_ws *ws)
+{
+    ws->err[0] = 0;
+    int rc = integrity(ws);
+    if (!rc)
+        rc = ws_docs_load(ws);
+    for (size_t i = 0; !rc && i < ws->ndocs; i++) {
+        ws_doc *d = ws->docs[i];
+        kith_doc *doc = NULL;
+        char *text = NULL;
+        size_t len = 0;
+        if (d->kind == WS_BINARY) {
+            rc = ws_blob_get(ws, d->blob, &text, &len);
+        } else if (!(rc = ws_doc_crdt(ws, d, &doc)) && !(rc = kith_doc_text(doc, &text, &len))) {
+            rc = check_versions(ws, d, doc);
+        }
+        kith_free(text);
+    }
     return rc;
 }

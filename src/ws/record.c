@@ -75,11 +75,11 @@ int ws_change_begin(kith_ws *ws, ws_change **out, const char *via)
     ws_change_hash(key, c->seq, c->hash);
     sqlite3_stmt *st = NULL;
     if (!rc && !(rc = ws_prepare(ws, &st,
-                                 "INSERT INTO changes(author, seq, hash, time_ms, lamport, via) "
+                                 "INSERT INTO changes(author, seq, hid, time_ms, lamport, via) "
                                  "VALUES(?, ?, ?, ?, ?, ?)"))) {
         sqlite3_bind_int64(st, 1, ws->self);
         sqlite3_bind_int64(st, 2, c->seq);
-        sqlite3_bind_text(st, 3, c->hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, ws_change_hid(c->hash));
         sqlite3_bind_int64(st, 4, c->time_ms);
         sqlite3_bind_int64(st, 5, c->lamport);
         if (c->via)
@@ -194,15 +194,20 @@ static int insert_edit(ws_change *c, ws_doc *d, const edit_row *e)
     return rc;
 }
 
-/* The frontier of @doc as text ("agent:seq,..."); caller frees. */
-static int version_text(kith_doc *doc, char **out)
+/* The frontier of @doc in the store's form ("author:seq,..."); caller
+ * frees. */
+static int version_text(kith_ws *ws, kith_doc *doc, char **out)
 {
     kith_id *v = NULL;
     size_t n = 0;
+    char *full = NULL;
     int rc = kith_doc_version(doc, &v, &n);
     if (!rc)
-        rc = kith_doc_version_str(doc, v, n, out);
+        rc = kith_doc_version_str(doc, v, n, &full);
+    if (!rc)
+        rc = ws_version_to_db(ws, full, out);
     kith_free(v);
+    kith_free(full);
     return rc;
 }
 
@@ -276,7 +281,7 @@ int ws_change_text(ws_change *c, ws_doc *d, int what, const char *old_path, cons
         goto fail;
     if (npatch && (rc = kith_doc_commit(doc, c->time_ms, c->via)))
         goto fail;
-    if ((rc = kith_doc_agent_ops(doc, agent, &opend)) || (rc = version_text(doc, &version)))
+    if ((rc = kith_doc_agent_ops(doc, agent, &opend)) || (rc = version_text(ws, doc, &version)))
         goto fail;
     if (npatch) {
         if ((rc = kith_doc_encode_since(doc, summary, sumlen, &delta, &deltalen)) ||
@@ -333,7 +338,7 @@ int ws_change_meta(ws_change *c, ws_doc *d, int what, const char *old_path)
     if (!rc && d->kind == WS_TEXT) {
         kith_doc *doc = NULL;
         if (!(rc = ws_doc_crdt(ws, d, &doc)))
-            rc = version_text(doc, &version);
+            rc = version_text(ws, doc, &version);
     }
     if (!rc) {
         edit_row e = {what, d->path, old_path, 0, 0, 0, 0, version,

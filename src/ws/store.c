@@ -7,6 +7,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ws/ws_int.h"
@@ -16,8 +17,9 @@ static const char *const schema_v1 =
     "CREATE TABLE authors(id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE,"
     "  name TEXT NOT NULL);"
     "CREATE TABLE changes(id INTEGER PRIMARY KEY, author INTEGER NOT NULL,"
-    "  seq INTEGER NOT NULL, hash TEXT NOT NULL UNIQUE, time_ms INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL, hid INTEGER NOT NULL, time_ms INTEGER NOT NULL,"
     "  lamport INTEGER NOT NULL, via TEXT, UNIQUE(author, seq));"
+    "CREATE INDEX changes_hid ON changes(hid);"
     "CREATE TABLE docs(id INTEGER PRIMARY KEY, uuid BLOB NOT NULL UNIQUE,"
     "  kind INTEGER NOT NULL, path TEXT NOT NULL, deleted INTEGER NOT NULL,"
     "  lamport INTEGER NOT NULL, lamport_author INTEGER NOT NULL, path_lamport INTEGER NOT NULL,"
@@ -105,20 +107,51 @@ void ws_rollback(kith_ws *ws)
         sqlite3_exec(ws->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* KITH_SYNC=off skips fsync: for benchmarks that separate kith's own cost
+ * from the disk's, and for throwaway workspaces. Never the default. */
+static bool sync_off(void)
+{
+    const char *v = getenv("KITH_SYNC");
+    return v && !strcmp(v, "off");
+}
+
+/* SQL function kith_id(author key, seq): a change's id in hex, so that
+ * queries can print ids the store keeps only an 8-byte prefix of. */
+static void sql_kith_id(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    char hex[KITH_WS_ID_HEX + 1];
+    if (sqlite3_value_bytes(argv[0]) != 32) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    ws_change_hash(sqlite3_value_blob(argv[0]), sqlite3_value_int64(argv[1]), hex);
+    sqlite3_result_text(ctx, hex, KITH_WS_ID_HEX, SQLITE_TRANSIENT);
+}
+
 static int configure(kith_ws *ws)
 {
+    sqlite3_create_function(ws->db, "kith_id", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                            sql_kith_id, NULL, NULL);
     sqlite3_busy_timeout(ws->db, ws->busy_ms);
     sqlite3_extended_result_codes(ws->db, 1);
     int rc = exec(ws, "PRAGMA journal_mode=WAL", "store");
     if (!rc)
-        rc = exec(ws, "PRAGMA synchronous=FULL", "store");
+        rc = exec(ws, sync_off() ? "PRAGMA synchronous=OFF" : "PRAGMA synchronous=FULL", "store");
     return rc;
 }
+
+/* Small pages: most rows are short and a workspace has a dozen tables, each
+ * at least a page; big snapshots spill into overflow pages either way.
+ * auto_vacuum gives back the pages of folded deltas and old snapshots.
+ * Both must be set before the first write makes the file. */
+static const char *const layout = "PRAGMA page_size=1024; PRAGMA auto_vacuum=FULL;";
 
 static int open_db(kith_ws *ws, const char *path, int flags)
 {
     int src = sqlite3_open_v2(path, &ws->db, flags, NULL);
     if (src != SQLITE_OK)
+        return ws_sqlerr(ws, src, path);
+    if ((flags & SQLITE_OPEN_CREATE) && (src = sqlite3_exec(ws->db, layout, NULL, NULL, NULL)))
         return ws_sqlerr(ws, src, path);
     return configure(ws);
 }
@@ -254,6 +287,7 @@ int ws_author_id(kith_ws *ws, const uint8_t key[32], const char *name, int64_t *
         rc = ws_sqlerr(ws, src, "writing authors");
     else if (!found)
         *out = sqlite3_last_insert_rowid(ws->db);
+    ws_authors_forget(ws);
     sqlite3_finalize(st);
     return rc;
 }

@@ -64,6 +64,12 @@ struct kith_ws {
         size_t len;
     } *pend;
     size_t npend, cappend;
+    /* Authors' row ids and CRDT agent names (src/ws/version.c). */
+    struct ws_auth {
+        int64_t id;
+        char agent[33];
+    } *auth_cache;
+    size_t nauth_cache;
 };
 
 /* errors */
@@ -109,6 +115,12 @@ int ws_change_finish(ws_change *c, kith_ws_file_cb cb, void *ctx, kith_ws_result
 void ws_change_free(ws_change *c);
 bool ws_change_empty(const ws_change *c);
 
+/* version.c */
+int ws_version_to_db(kith_ws *ws, const char *full, char **out);
+int ws_version_from_db(kith_ws *ws, const char *db, char **out);
+int ws_version_ids(kith_ws *ws, kith_doc *doc, const char *db, kith_id **ids, size_t *n);
+void ws_authors_forget(kith_ws *ws);
+
 /* util */
 int64_t ws_now_ms(void);
 void ws_hex(char *out, const uint8_t *p, size_t n);
@@ -124,6 +136,7 @@ int ws_write_tmp(kith_ws *ws, const char *rel, const char *data, size_t len, str
                  char **tmp);
 int ws_scan_locked(kith_ws *ws, kith_ws_file_cb cb, void *ctx, kith_ws_result *res);
 int ws_change_id_hex(kith_ws *ws, int64_t change, char out[KITH_WS_ID_HEX + 1]);
+int64_t ws_change_hid(const char *hex);
 void ws_change_hash(const uint8_t key[32], int64_t seq, char out[KITH_WS_ID_HEX + 1]);
 bool ws_looks_text(const char *p, size_t len);
 

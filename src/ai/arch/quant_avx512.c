@@ -287,7 +287,7 @@ tile_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, fl
 TILE_FN(tile4_q4_0, 1)
 TILE_FN(tile4_q8_0, 0)
 
-/* F32 . F32, 4 weight rows x NC (1..4) activation rows (n a multiple of 16):
+/* F32 . F32, 4 weight rows x NC (1..4) activation rows, rows of any length:
  * one accumulator per (row, column), so each weight and activation chunk is
  * loaded once for 4 products, and the 4 rows of a column are reduced
  * together (a transpose-add) into one vector of 4 sums. For small models
@@ -318,13 +318,15 @@ tile_f32_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as
             acc[r][c] = _mm512_setzero_ps();
     }
     for (size_t i = 0; i < n; i += 16) {
+        /* a masked last chunk: any row length works (ffn_down of small models has 172) */
+        __mmask16 mk = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
         __m512 wv[4];
         TILE_UNROLL
         for (int r = 0; r < 4; r++)
-            wv[r] = _mm512_loadu_ps((const float *)(w + (size_t)r * ws) + i);
+            wv[r] = _mm512_maskz_loadu_ps(mk, (const float *)(w + (size_t)r * ws) + i);
         TILE_UNROLL
         for (int c = 0; c < NC; c++) {
-            __m512 av = _mm512_loadu_ps((const float *)(a + (size_t)c * as) + i);
+            __m512 av = _mm512_maskz_loadu_ps(mk, (const float *)(a + (size_t)c * as) + i);
             TILE_UNROLL
             for (int r = 0; r < 4; r++)
                 acc[r][c] = _mm512_fmadd_ps(wv[r], av, acc[r][c]);
@@ -638,6 +640,9 @@ TGT static void dot4_f32(size_t n, const void *wv, const void *av, size_t stride
  * _mm512_reduce_add_ps); axpy_f16 fuses multiply and add over whole 16-lane
  * blocks and rounds twice in its scalar tail. Absent chunks are zeros, which
  * add exactly, so the result has the same bits as the per-position loop. */
+/* 8 f16 values as 8 floats */
+#define LDH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+
 TGT static inline __attribute__((always_inline)) void
 att_small_body(int nc, const uint16_t *q16, const uint16_t *k, const uint16_t *v, size_t stride,
                int n_pos, float scale, float *sc, float *out)
@@ -645,15 +650,14 @@ att_small_body(int nc, const uint16_t *q16, const uint16_t *k, const uint16_t *v
     const __m256 z = _mm256_setzero_ps();
     __m256 q[4], o[4];
     for (int c = 0; c < 4; c++) {
-        q[c] = c < nc ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(q16 + 8 * c))) : z;
+        q[c] = c < nc ? LDH(q16 + 8 * c) : z;
         o[c] = z;
     }
     for (int p = 0; p < n_pos; p++) {
         const uint16_t *kr = k + (size_t)p * stride;
         __m256 x[4];
         for (int c = 0; c < 4; c++)
-            x[c] = c < nc ? _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kr + 8 * c))), q[c])
-                          : z;
+            x[c] = c < nc ? _mm256_mul_ps(LDH(kr + 8 * c), q[c]) : z;
         sc[p] = hsum8(_mm256_add_ps(_mm256_add_ps(x[1], x[3]), _mm256_add_ps(x[0], x[2]))) * scale;
     }
     /* the maximum in its own pass, 16 lanes wide: in the loop above it was a
@@ -681,13 +685,15 @@ att_small_body(int nc, const uint16_t *q16, const uint16_t *k, const uint16_t *v
         const uint16_t *vr = v + (size_t)p * stride;
         __m256 s = _mm256_set1_ps(sc[p] * inv);
         for (int c = 0; c < nc; c++) {
-            __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vr + 8 * c)));
-            o[c] = c < fused ? _mm256_fmadd_ps(s, x, o[c]) : _mm256_add_ps(o[c], _mm256_mul_ps(s, x));
+            __m256 x = LDH(vr + 8 * c);
+            o[c] = c < fused ? _mm256_fmadd_ps(s, x, o[c])
+                             : _mm256_add_ps(o[c], _mm256_mul_ps(s, x));
         }
     }
     for (int c = 0; c < nc; c++)
         _mm256_storeu_ps(out + 8 * c, o[c]);
 }
+#undef LDH
 
 TGT static void att_small(size_t hd, const uint16_t *q16, const uint16_t *k, const uint16_t *v,
                           size_t stride, int n_pos, float scale, float *sc, float *out)
