@@ -300,6 +300,11 @@ static int encode_ranges(kith_doc *doc, lvr *r, size_t nr, bool delta, int level
     res[5] = delta ? ENC_DELTA : 0;
     size_t n = 6;
     n += kith_varint_put(res + n, body.n);
+    /* A large delta (a big paste, a first version) is encoded once and
+     * sent or stored at once: a middle level is worth much more time than
+     * the few % that 19 saves on it. */
+    if (delta && body.n > 65536 && level > 9)
+        level = 9;
     size_t z = body.n > 64 ? ZSTD_compress(res + n, bound, body.p, body.n, level) : 0;
     if (z && !ZSTD_isError(z) && z < body.n) {
         res[5] |= ENC_ZSTD;

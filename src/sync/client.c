@@ -388,7 +388,9 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
     switch (reason) {
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         if (c) {
-            set_err(c, "cannot connect to the hub: %s", in ? (const char *)in : "unknown error");
+            if (!c->err[0]) /* keep the reason when we refused the hub ourselves */
+                set_err(c, "cannot connect to the hub: %s",
+                        in ? (const char *)in : "unknown error");
             c->wsi = NULL;
             report_closed(c, KITH_ENET);
         }
@@ -473,6 +475,9 @@ static void loop_timeout(lws_sorted_usec_list_t *sul)
 {
     kith_sync_loop *l = lws_container_of(sul, kith_sync_loop, sul);
     l->brk = 1;
+    /* lws may run a ripe timer at the start of lws_service and then poll
+     * until its next own timer (tens of seconds): wake that poll. */
+    lws_cancel_service(l->ctx);
 }
 
 int kith_sync_loop_run(kith_sync_loop *l, int timeout_ms)

@@ -798,7 +798,11 @@ static int hub_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             return -1;
         if (c->catching && !c->peer.head && !c->peer.close_after)
             catchup(h, c);
-        return sync_peer_write(&c->peer, wsi);
+        r = sync_peer_write(&c->peer, wsi);
+        /* the queue ran dry mid catch-up: come back for the next batch */
+        if (r == 0 && c->catching && !c->peer.head)
+            lws_callback_on_writable(wsi);
+        return r;
     case LWS_CALLBACK_CLOSED:
         on_closed(h, c);
         return 0;

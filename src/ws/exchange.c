@@ -412,11 +412,13 @@ typedef struct xport {
 
 static void xport_free(xport *x)
 {
-    for (size_t i = 0; i < x->nauthors; i++)
+    /* A parse that failed part way leaves counts whose arrays were never
+     * allocated: each loop checks its array. */
+    for (size_t i = 0; x->authors && i < x->nauthors; i++)
         kith_free(x->authors[i].name);
-    for (size_t i = 0; i < x->nchanges; i++) {
+    for (size_t i = 0; x->changes && i < x->nchanges; i++) {
         x_change *c = &x->changes[i];
-        for (size_t k = 0; k < c->nedits; k++) {
+        for (size_t k = 0; c->edits && k < c->nedits; k++) {
             kith_free(c->edits[k].path);
             kith_free(c->edits[k].old_path);
             kith_free(c->edits[k].version);
@@ -424,7 +426,7 @@ static void xport_free(xport *x)
         kith_free(c->edits);
         kith_free(c->via);
     }
-    for (size_t i = 0; i < x->ndocs; i++)
+    for (size_t i = 0; x->docs && i < x->ndocs; i++)
         kith_free(x->docs[i].path);
     kith_free(x->authors);
     kith_free(x->changes);
@@ -571,6 +573,40 @@ static int parse(kith_ws *ws, const uint8_t *buf, size_t len, xport *x)
 
 /* ---- merging ---------------------------------------------------------------------- */
 
+/* A file version named by the export must come with it or be here. */
+static int blob_known(kith_ws *ws, const xport *x, const uint8_t h[32])
+{
+    for (size_t i = 0; i < x->nblobs; i++)
+        if (!memcmp(x->blobs[i].hash, h, 32))
+            return KITH_OK;
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st, "SELECT 1 FROM blobs WHERE hash=?");
+    if (rc)
+        return rc;
+    sqlite3_bind_blob(st, 1, h, 32, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (src == SQLITE_ROW)
+        return KITH_OK;
+    return src == SQLITE_DONE
+               ? ws_error(ws, KITH_ECORRUPT, "workspace export: it names a file version it does "
+                                             "not carry")
+               : ws_sqlerr(ws, src, "reading file versions");
+}
+
+static int check_blobs(kith_ws *ws, const xport *x)
+{
+    int rc = KITH_OK;
+    for (size_t i = 0; !rc && i < x->ndocs; i++)
+        if (x->docs[i].has_blob)
+            rc = blob_known(ws, x, x->docs[i].blob);
+    for (size_t i = 0; !rc && i < x->nchanges; i++)
+        for (size_t k = 0; !rc && k < x->changes[i].nedits; k++)
+            if (x->changes[i].edits[k].has_blob)
+                rc = blob_known(ws, x, x->changes[i].edits[k].blob);
+    return rc;
+}
+
 static int import_authors(kith_ws *ws, xport *x)
 {
     for (size_t i = 0; i < x->nauthors; i++) {
@@ -684,6 +720,24 @@ static int merge_doc(kith_ws *ws, xport *x, x_doc *xd, touched *t)
     return ws_doc_save_row(ws, d);
 }
 
+/* A recorded version from a peer must name operations the merged history
+ * holds, or reading the past at that change would fail later. */
+static int version_holds(kith_ws *ws, ws_doc *d, const char *version)
+{
+    kith_doc *doc = NULL;
+    kith_id *ids = NULL;
+    size_t n = 0;
+    int rc = ws_doc_crdt(ws, d, &doc);
+    if (rc)
+        return rc;
+    if (kith_doc_version_parse(doc, version, &ids, &n))
+        rc = ws_error(ws, KITH_ECORRUPT, "workspace export: a change names a version of %s "
+                                         "that its history does not hold",
+                      d->path);
+    kith_free(ids);
+    return rc;
+}
+
 static int import_changes(kith_ws *ws, xport *x)
 {
     sqlite3_stmt *ch = NULL, *ed = NULL;
@@ -737,6 +791,8 @@ static int import_changes(kith_ws *ws, xport *x)
             sqlite3_bind_int64(ed, 9, (sqlite3_int64)e->opseq);
             sqlite3_bind_int64(ed, 10, (sqlite3_int64)e->opcount);
             char *dbv = NULL;
+            if (e->version && (rc = version_holds(ws, d, e->version)))
+                break;
             if (e->version && (rc = ws_version_to_db(ws, e->version, &dbv)))
                 break;
             if (dbv)
@@ -920,6 +976,8 @@ int kith_ws_import(kith_ws *ws, const uint8_t *buf, size_t len, kith_ws_file_cb 
         return rc;
     }
     rc = ws_docs_load(ws);
+    if (!rc)
+        rc = check_blobs(ws, &x);
     if (!rc)
         rc = import_authors(ws, &x);
     for (size_t i = 0; !rc && i < x.nblobs; i++)

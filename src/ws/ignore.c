@@ -54,7 +54,7 @@ struct ws_ignore {
  * checks it first). "4913" is the file vim creates to test whether a folder
  * is writable; "#*#" needs its escape or it would be a comment.
  */
-static const char default_rules[] = ".git/\n"
+static const char default_rules[] = ".git\n" /* a folder, or the file of a worktree */
                                     ".kith/\n"
                                     ".hg/\n"
                                     ".svn/\n"
@@ -141,8 +141,8 @@ static size_t normalize(char *dst, const char *s, size_t len, size_t *nseg)
 }
 
 /* Stores one parsed pattern (its segments copied, NUL-terminated) as a rule. */
-static int push_rule(ws_ignore *ig, const char *base, size_t base_len, const char *pat,
-                     size_t len, unsigned flags)
+static int push_rule(ws_ignore *ig, const char *base, size_t base_len, const char *pat, size_t len,
+                     unsigned flags)
 {
     size_t nseg = 1;
     for (size_t i = 0; i < len; i++)
@@ -177,8 +177,7 @@ static int push_rule(ws_ignore *ig, const char *base, size_t base_len, const cha
 
 /* One line of a .kithignore, in the order git reads it. Lines that are
  * blank, comments or malformed add nothing. */
-static int add_line(ws_ignore *ig, const char *base, size_t base_len, const char *line,
-                    size_t len)
+static int add_line(ws_ignore *ig, const char *base, size_t base_len, const char *line, size_t len)
 {
     unsigned flags = 0;
     if (len && line[len - 1] == '\r') /* written on Windows */
@@ -212,10 +211,10 @@ static void rule_release(rule *r)
 
 int ws_ignore_add(ws_ignore *ig, const char *base, const char *text, size_t len)
 {
-    size_t before = ig->n, base_len = base ? strlen(base) : 0;
-    int rc = KITH_OK;
     if (!ig || (!text && len))
         return KITH_EINVAL;
+    size_t before = ig->n, base_len = base ? strlen(base) : 0;
+    int rc = KITH_OK;
     if (!base)
         base = "";
     for (size_t i = 0; rc == KITH_OK && i < len;) {
@@ -282,8 +281,7 @@ static bool seg_match(const seg *p, const char *name)
         break;
     }
     /* Most globs start with a literal: a first-byte check spares fnmatch. */
-    if (p->s[0] != '*' && p->s[0] != '?' && p->s[0] != '[' && p->s[0] != '\\' &&
-        p->s[0] != name[0])
+    if (p->s[0] != '*' && p->s[0] != '?' && p->s[0] != '[' && p->s[0] != '\\' && p->s[0] != name[0])
         return false;
     return fnmatch(p->s, name, 0) == 0;
 }
@@ -337,8 +335,7 @@ static bool rule_matches(const rule *r, const pathsegs *ps, size_t depth, bool i
 }
 
 /* The verdict of the last rule matching the first @depth segments. */
-static bool decide(const ws_ignore *ig, const pathsegs *ps, size_t depth, bool is_dir,
-                   bool *work)
+static bool decide(const ws_ignore *ig, const pathsegs *ps, size_t depth, bool is_dir, bool *work)
 {
     for (size_t i = ig->n; i-- > 0;) {
         const rule *r = &ig->v[i];

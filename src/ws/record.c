@@ -284,8 +284,10 @@ int ws_change_text(ws_change *c, ws_doc *d, int what, const char *old_path, cons
     if ((rc = kith_doc_agent_ops(doc, agent, &opend)) || (rc = version_text(ws, doc, &version)))
         goto fail;
     if (npatch) {
-        if ((rc = kith_doc_encode_since(doc, summary, sumlen, &delta, &deltalen)) ||
-            (rc = ws_doc_append_delta(ws, d, delta, deltalen)))
+        /* A document without a snapshot gets one: no delta to encode. */
+        if (d->snap_bytes && (rc = kith_doc_encode_since(doc, summary, sumlen, &delta, &deltalen)))
+            goto fail;
+        if ((rc = ws_doc_append_delta(ws, d, delta, deltalen)))
             goto fail;
     }
     stamp(c, d, what);

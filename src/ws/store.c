@@ -101,10 +101,13 @@ int ws_commit_tx(kith_ws *ws)
     return exec(ws, "COMMIT", "store");
 }
 
+/* Rolls back the open transaction, and forgets what memory cached of rows
+ * it may have written (an author's row id could be reused by the next). */
 void ws_rollback(kith_ws *ws)
 {
     if (!sqlite3_get_autocommit(ws->db))
         sqlite3_exec(ws->db, "ROLLBACK", NULL, NULL, NULL);
+    ws_authors_forget(ws);
 }
 
 /* KITH_SYNC=off skips fsync: for benchmarks that separate kith's own cost

@@ -163,8 +163,8 @@ static int split_best(const myers *m, const box *r, idx fmin, idx fmax, idx fmid
     }
     if (fbest < 0 && bbest == PTRDIFF_MAX)
         return SPLIT_WHOLE;
-    if (fbest >= 0 && (bbest == PTRDIFF_MAX ||
-                       fbest - (r->off1 + r->off2) >= (r->lim1 + r->lim2) - bbest)) {
+    if (fbest >= 0 &&
+        (bbest == PTRDIFF_MAX || fbest - (r->off1 + r->off2) >= (r->lim1 + r->lim2) - bbest)) {
         *s1 = fb1;
         *s2 = fbest - fb1;
     } else {
@@ -192,8 +192,8 @@ static int split(myers *m, const box *r, idx *s1, idx *s2)
     const bool odd = (fmid - bmid) & 1;
     const idx w = m->cap + 2;
     idx fmin = fmid, fmax = fmid, bmin = bmid, bmax = bmid;
-#define VF(k) m->vf[(k) - fmid + w]
-#define VB(k) m->vb[(k) - bmid + w]
+#define VF(k) m->vf[(k)-fmid + w]
+#define VB(k) m->vb[(k)-bmid + w]
 
     VF(fmid) = off1;
     VB(bmid) = lim1;
@@ -477,8 +477,7 @@ static int line_flags(const linetab *ta, const linetab *tb, uint32_t nid, uint8_
         else
             rb[nb] = tb->id[i], mapb[nb++] = i;
     }
-    rc = myers_init(&m, LINE_COST_CAP, LINE_WORK_BASE + WORK_PER_ELEM * (uint64_t)(na + nb),
-                    true);
+    rc = myers_init(&m, LINE_COST_CAP, LINE_WORK_BASE + WORK_PER_ELEM * (uint64_t)(na + nb), true);
     if (rc == KITH_OK)
         rc = myers_on(&m, ra, na, rb, nb, rca, rcb);
     for (idx k = 0; rc == KITH_OK && k < na; k++)
@@ -591,8 +590,8 @@ static void shift_hunks(hunks *hs, const uint32_t *a, idx n1, const uint32_t *b,
             const uint32_t *s = ins ? b : a;
             idx n = ins ? n2 : n1, off = ins ? cur.b_off : cur.a_off,
                 len = ins ? cur.b_len : cur.a_len;
-            idx lo = prev ? (ins ? prev->b_off + prev->b_len : prev->a_off + prev->a_len)
-                          : guard_lo;
+            idx lo =
+                prev ? (ins ? prev->b_off + prev->b_len : prev->a_off + prev->a_len) : guard_lo;
             idx hi = next ? (ins ? next->b_off : next->a_off) : n - guard_hi;
             idx up = 0, down = 0, t;
             while (off - up > lo && s[off - up - 1] == s[off + len - up - 1])
@@ -789,8 +788,8 @@ static int diff_middle(const uint32_t *a, idx n1, const uint32_t *b, idx n2, idx
 {
     uint8_t *ca = kith_calloc((size_t)n1 + 1, 1), *cb = kith_calloc((size_t)n2 + 1, 1);
     myers m;
-    int rc = myers_init(&m, CHAR_COST_CAP, CHAR_WORK_BASE + WORK_PER_ELEM * (uint64_t)(n1 + n2),
-                        false);
+    int rc =
+        myers_init(&m, CHAR_COST_CAP, CHAR_WORK_BASE + WORK_PER_ELEM * (uint64_t)(n1 + n2), false);
     if (rc == KITH_OK && (!ca || !cb))
         rc = KITH_ENOMEM;
     if (rc == KITH_OK)
@@ -798,6 +797,10 @@ static int diff_middle(const uint32_t *a, idx n1, const uint32_t *b, idx n2, idx
     if (rc == DIFF_TOO_FAR) {
         memset(ca, 0, (size_t)n1);
         memset(cb, 0, (size_t)n2);
+        /* a fresh budget: the failed attempt may have overshot its own by a
+         * search round, which would starve the first hunks */
+        m.work = 0;
+        m.budget = CHAR_WORK_BASE;
         rc = diff_by_lines(&m, a, n1, b, n2, ca, cb);
     }
     if (rc == KITH_OK)
@@ -827,8 +830,8 @@ static void skip_cp(const char *b, size_t blen, size_t *byte, size_t count)
 /* Patches from hunks of the middles; the middle of @b starts at byte @pre,
  * code point @pre_cp. An edit's position in the text being patched is its
  * position in @b: everything before it already reads as @b does. */
-static int hunks_to_patches(const hunks *hs, const char *b, size_t blen, size_t pre,
-                            size_t pre_cp, kith_patch **out, size_t *n)
+static int hunks_to_patches(const hunks *hs, const char *b, size_t blen, size_t pre, size_t pre_cp,
+                            kith_patch **out, size_t *n)
 {
     kith_patch *p = kith_malloc((hs->n ? hs->n : 1) * sizeof *p);
     size_t byte = pre, cp = 0;
@@ -1028,8 +1031,7 @@ static void render(udiff *u, const hunks *hs, const char *label_a, const char *l
     for (size_t i = 0; i < hs->n;) {
         size_t j = i;
         /* hunks whose contexts touch or overlap share a block */
-        while (j + 1 < hs->n &&
-               hs->v[j + 1].a_off - (hs->v[j].a_off + hs->v[j].a_len) <= 2 * ctx)
+        while (j + 1 < hs->n && hs->v[j + 1].a_off - (hs->v[j].a_off + hs->v[j].a_len) <= 2 * ctx)
             j++;
         put_block(u, hs->v + i, j - i + 1, ctx);
         i = j + 1;

@@ -20,7 +20,8 @@
  * point into @b (borrowed). Caller frees *out with kith_free. The diff is
  * minimal where that is cheap and degrades to coarser (line, then whole-hunk)
  * replacements on large, very different inputs, so its cost stays bounded:
- * roughly O((N + M) * min(D, cap)). Returns KITH_OK or KITH_ENOMEM.
+ * roughly O((N + M) * min(D, cap)). Returns KITH_OK, KITH_ENOMEM, or KITH_EUTF8
+ * when the changed part is not valid UTF-8 (then nothing is returned).
  */
 int ws_text_diff(const char *a, size_t alen, const char *b, size_t blen, kith_patch **out,
                  size_t *n);

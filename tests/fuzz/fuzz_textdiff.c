@@ -20,12 +20,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MUST(c)                                                                    \
-    do {                                                                           \
-        if (!(c)) {                                                                \
-            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #c);                \
-            abort();                                                               \
-        }                                                                          \
+#define MUST(c)                                                                                    \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #c);                                \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* Length of the well-formed UTF-8 sequence at @p (@n bytes left), or 0. */

@@ -28,6 +28,11 @@ for i in 1 2 3 4 5; do
 done
 : >"$tmp/reported"
 RANDOM=42
+t0=${EPOCHREALTIME/./}
+"$KITH" status >/dev/null
+t1=${EPOCHREALTIME/./}
+run_ms=$(((t1 - t0) / 1000))
+[ "$run_ms" -gt 400 ] && run_ms=400
 for r in $(seq 1 "$rounds"); do
     # Edit: append to one file, rewrite a line of another, sometimes add or
     # delete a file.
@@ -38,9 +43,9 @@ for r in $(seq 1 "$rounds"); do
     : >"$tmp/out.$r"
     "$KITH" status --json >"$tmp/out.$r" 2>/dev/null &
     pid=$!
-    # Kill at a random instant in the first 15 ms: about as long as a scan
-    # takes here, so some runs finish and some die mid-transaction.
-    sleep "$(printf '0.%03d' $((RANDOM % 15)))"
+    # Kill at a random instant within about twice a run's time (measured
+    # below), so that some runs finish and some die mid-transaction.
+    sleep "$(printf '0.%03d' $((RANDOM % (2 * run_ms + 1))))"
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     id=$(grep -o '"change": "[0-9a-f]*"' "$tmp/out.$r" | cut -d'"' -f4)

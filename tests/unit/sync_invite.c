@@ -142,8 +142,9 @@ TT_TEST(test_wrap)
     }
     TT_ASSERT(out == NULL);
     TT_EQ(kith_invite_unwrap(ikey, ws, cap, w, 10, &out, &n), KITH_ECORRUPT);
-    TT_EQ(kith_invite_wrap(ikey, ws, cap, keys, 0, &w, &wl), KITH_EINVAL);
     kith_free(w);
+    TT_EQ(kith_invite_wrap(ikey, ws, cap, keys, 0, &w, &wl), KITH_EINVAL);
+    TT_ASSERT(w == NULL);
 }
 
 TT_TEST(test_fingerprint_text)

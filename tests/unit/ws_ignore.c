@@ -22,10 +22,12 @@ typedef struct icase {
     bool is_dir, want;
 } icase;
 
+// clang-format off
 #define F1(b, t)         {{b, t}}
 #define F2(b, t, c, u)   {{b, t}, {c, u}}
 #define NONE             {{NULL, NULL}}
 #define ROOT(t)          F1("", t)
+// clang-format on
 
 static const icase table[] = {
     /* ---- defaults ---- */
@@ -34,7 +36,7 @@ static const icase table[] = {
     {NONE, ".git", true, true},
     {NONE, "sub/.git", true, true},
     {NONE, ".git/config", false, true}, /* inside an ignored folder */
-    {NONE, ".git", false, false},       /* folders only */
+    {NONE, ".git", false, true},        /* the file of a git worktree too */
     {NONE, ".hg", true, true},
     {NONE, "a/.svn", true, true},
     {NONE, ".kith", true, true},
@@ -74,7 +76,7 @@ static const icase table[] = {
     {ROOT("foo bar  \n"), "foo bar  ", false, false},
     {ROOT("foo\\ \n"), "foo ", false, true},
     {ROOT("foo\\ \n"), "foo", false, false},
-    {ROOT("*.log\r\n"), "a.log", false, true},   /* CRLF */
+    {ROOT("*.log\r\n"), "a.log", false, true},     /* CRLF */
     {ROOT("foo\\\nbar\n"), "foo\\", false, false}, /* dangling escape: skipped */
     {ROOT("foo\\\nbar\n"), "bar", false, true},
     {ROOT("!\n/\n\n"), "x", false, false}, /* empty patterns: skipped */
@@ -271,8 +273,8 @@ TT_TEST(failing_allocator)
         int rc = ws_ignore_new(&ig);
         if (rc == KITH_OK) {
             rc = ws_ignore_add(ig, "", text, sizeof text - 1);
-            if (rc == KITH_ENOMEM && (ws_ignore_match(ig, "x.log", false) ||
-                                      !ws_ignore_match(ig, "x.tmp", false)))
+            if (rc == KITH_ENOMEM &&
+                (ws_ignore_match(ig, "x.log", false) || !ws_ignore_match(ig, "x.tmp", false)))
                 bad++;
             if (rc == KITH_OK && alloc_calls < fail_at)
                 clean = 1;
@@ -280,8 +282,8 @@ TT_TEST(failing_allocator)
             bad++;
         }
         kith_set_allocator(NULL, NULL);
-        if (rc == KITH_OK && !(ws_ignore_match(ig, "x.log", false) &&
-                               !ws_ignore_match(ig, "keep.log", false)))
+        if (rc == KITH_OK &&
+            !(ws_ignore_match(ig, "x.log", false) && !ws_ignore_match(ig, "keep.log", false)))
             bad++;
         ws_ignore_free(ig);
     }
