@@ -118,6 +118,11 @@ bool ws_change_empty(const ws_change *c)
     return c->nfiles == 0;
 }
 
+size_t ws_change_files(const ws_change *c)
+{
+    return c->nfiles;
+}
+
 static int push_event(ws_change *c, int what, const char *path, const char *old_path,
                       uint64_t ins, uint64_t del, bool binary, const char *message)
 {
@@ -266,38 +271,40 @@ int ws_change_text(ws_change *c, ws_doc *d, int what, const char *old_path, cons
         rc = ws_doc_crdt(ws, d, &doc);
     if (rc)
         return rc;
-    if ((rc = kith_doc_text(doc, &old, &oldlen)))
-        goto fail;
-    if ((rc = ws_text_diff(old, oldlen, text, len, &patches, &npatch)))
-        goto fail;
+    /* CRDT and diff calls: their failures are worded here ("crdt_fail");
+     * the store's own calls have set the message already ("fail"). */
+    if ((rc = kith_doc_text(doc, &old, &oldlen)) ||
+        (rc = ws_text_diff(old, oldlen, text, len, &patches, &npatch)))
+        goto crdt_fail;
     if (npatch == 0 && what == KITH_WS_MODIFIED) {
         rc = save_doc(ws, d);
         goto done;
     }
-    if ((rc = kith_doc_summary(doc, &summary, &sumlen)) || (rc = kith_doc_agent(doc, ws->agent, &agent)) ||
-        (rc = kith_doc_agent_ops(doc, agent, &opseq)))
-        goto fail;
-    if ((rc = apply_patches(doc, agent, patches, npatch, &ins, &del)))
-        goto fail;
-    if (npatch && (rc = kith_doc_commit(doc, c->time_ms, c->via)))
-        goto fail;
-    if ((rc = kith_doc_agent_ops(doc, agent, &opend)) || (rc = version_text(ws, doc, &version)))
-        goto fail;
+    if ((rc = kith_doc_summary(doc, &summary, &sumlen)) ||
+        (rc = kith_doc_agent(doc, ws->agent, &agent)) ||
+        (rc = kith_doc_agent_ops(doc, agent, &opseq)) ||
+        (rc = apply_patches(doc, agent, patches, npatch, &ins, &del)) ||
+        (npatch && (rc = kith_doc_commit(doc, c->time_ms, c->via))) ||
+        (rc = kith_doc_agent_ops(doc, agent, &opend)))
+        goto crdt_fail;
+    if ((rc = version_text(ws, doc, &version)))
+        goto done;
     if (npatch) {
         /* A document without a snapshot gets one: no delta to encode. */
         if (d->snap_bytes && (rc = kith_doc_encode_since(doc, summary, sumlen, &delta, &deltalen)))
-            goto fail;
+            goto crdt_fail;
         if ((rc = ws_doc_append_delta(ws, d, delta, deltalen)))
-            goto fail;
+            goto done;
     }
     stamp(c, d, what);
     edit_row e = {what, d->path, old_path, ins, del, opseq, opend - opseq, version, NULL};
     if ((rc = insert_edit(c, d, &e)) || (rc = save_doc(ws, d)))
-        goto fail;
+        goto done;
     rc = push_event(c, what, d->path, old_path, ins, del, false, NULL);
     goto done;
-fail:
-    ws_error(ws, rc, "%s: %s", d->path, doc ? kith_doc_errmsg(doc) : kith_strerror(rc));
+crdt_fail:
+    ws_error(ws, rc, "%s: %s", d->path,
+             doc && *kith_doc_errmsg(doc) ? kith_doc_errmsg(doc) : kith_strerror(rc));
 done:
     kith_free(old);
     kith_free(version);

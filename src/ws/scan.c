@@ -217,17 +217,13 @@ static ws_doc *find_moved(walk *w, const found *f, const char *data, size_t len)
     return NULL;
 }
 
-typedef enum { AS_TEXT, AS_BINARY } taken_as;
+typedef enum { AS_TEXT, AS_BINARY, AS_NOT_UTF8 } taken_as;
 
-static taken_as classify(walk *w, const char *path, const char *data, size_t len)
+static taken_as classify(const char *data, size_t len)
 {
     if (len > KITH_WS_TEXT_MAX || !ws_looks_text(data, len))
         return AS_BINARY;
-    if (kith_utf8_count(data, len) < 0) {
-        ws_change_warn(w->c, path, "not UTF-8 text; kept as a binary file (whole versions)");
-        return AS_BINARY;
-    }
-    return AS_TEXT;
+    return kith_utf8_count(data, len) < 0 ? AS_NOT_UTF8 : AS_TEXT;
 }
 
 static int record_content(walk *w, ws_doc *d, int what, const char *old_path, taken_as as,
@@ -237,7 +233,13 @@ static int record_content(walk *w, ws_doc *d, int what, const char *old_path, ta
         d->kind = WS_TEXT;
         return ws_change_text(w->c, d, what, old_path, data, len);
     }
-    return ws_change_binary(w->c, d, what, old_path, (const uint8_t *)data, len);
+    size_t before = ws_change_files(w->c);
+    int rc = ws_change_binary(w->c, d, what, old_path, (const uint8_t *)data, len);
+    /* Text that is not UTF-8 is kept whole; say so when a version of it
+     * is recorded (not on every look at an unchanged file). */
+    if (!rc && as == AS_NOT_UTF8 && ws_change_files(w->c) > before)
+        rc = ws_change_warn(w->c, d->path, "not UTF-8 text; kept as a binary file (whole versions)");
+    return rc;
 }
 
 static int take_found(walk *w, found *f)
@@ -254,7 +256,7 @@ static int take_found(walk *w, found *f)
         /* Vanished or unreadable: leave what was recorded alone. */
         return ws_change_warn(w->c, f->path, "%s; left as recorded", ws->err);
     }
-    taken_as as = classify(w, f->path, data, len);
+    taken_as as = classify(data, len);
     if (d) {
         stat_take(w, d, &st);
         rc = record_content(w, d, KITH_WS_MODIFIED, NULL, as, data, len);
@@ -357,6 +359,9 @@ int kith_ws_scan(kith_ws *ws, kith_ws_file_cb cb, void *ctx, kith_ws_result *res
     if (rc) {
         ws_rollback(ws);
         ws_docs_forget_crdt(ws);
+        size_t n = strlen(ws->err);
+        if (!strstr(ws->err, "nothing was recorded"))
+            snprintf(ws->err + n, sizeof ws->err - n, "; nothing was recorded");
     }
     return rc;
 }

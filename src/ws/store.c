@@ -198,6 +198,10 @@ static int user_version(kith_ws *ws, int *out)
  * transaction. There is no older schema yet: version 1 is the first. */
 static int migrate(kith_ws *ws, int from)
 {
+    if (from == 0)
+        return ws_error(ws, KITH_ECORRUPT,
+                        "the store %s/store.db holds no kith schema (empty or damaged)",
+                        ws->kithdir ? ws->kithdir : ".kith");
     return ws_error(ws, KITH_EVERSION, "store schema %d is not one this kith knows how to migrate",
                     from);
 }

@@ -114,6 +114,7 @@ int ws_change_warn(ws_change *c, const char *path, const char *fmt, ...)
 int ws_change_finish(ws_change *c, kith_ws_file_cb cb, void *ctx, kith_ws_result *res);
 void ws_change_free(ws_change *c);
 bool ws_change_empty(const ws_change *c);
+size_t ws_change_files(const ws_change *c);
 
 /* version.c */
 int ws_version_to_db(kith_ws *ws, const char *full, char **out);

@@ -166,6 +166,17 @@ if [ "$(id -u)" -ne 0 ]; then
     chmod 600 locked.md
 fi
 
+# A full disk (here: a file size limit) fails clearly and loses nothing.
+before=$("$KITH" log --json | grep -c '"id"')
+head -c 3000000 /dev/urandom | od -An -tx1 >huge.md
+expect 1 "nothing was recorded" "full disk" bash -c "trap '' XFSZ; ulimit -f 400; exec \"$KITH\" status"
+check "store fine after full disk" "$KITH" check
+after=$("$KITH" log --json | grep -c '"id"')
+[ "$before" -eq "$after" ] && ok || bad "full disk: $before changes before, $after after"
+check "records once there is room" "$KITH" status
+has "huge recorded" "huge\.md" "$tmp/out"
+rm huge.md
+
 # A store written by a newer kith is refused; a corrupt one is reported.
 cp -r "$w" "$tmp/newer"
 sqlite_bump() {
