@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <uv.h>
 
 #include "sync/sync_int.h"
 #include "util/util_int.h"
@@ -26,6 +27,7 @@ struct kith_sync_loop {
     struct lws_protocols protocols[2];
     lws_sorted_usec_list_t sul;
     int brk, uv;
+    uv_loop_t *uv_loop;
 };
 
 struct pending_op {
@@ -453,10 +455,12 @@ int kith_sync_loop_new(const kith_sync_loop_opts *opts, kith_sync_loop **out)
         info.options |= LWS_SERVER_OPTION_LIBUV;
         info.foreign_loops = loops;
         l->uv = 1;
+        l->uv_loop = loops[0];
     }
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = l->protocols;
     info.user = l;
+    info.pcontext = &l->ctx;
     info.gid = -1;
     info.uid = -1;
     info.client_ssl_ca_filepath = opts ? opts->ca_file : NULL;
@@ -504,7 +508,21 @@ void kith_sync_loop_free(kith_sync_loop *l)
     if (!l)
         return;
     lws_sul_cancel(&l->sul);
+    if (!l->uv) {
+        lws_context_destroy(l->ctx);
+        kith_free(l);
+        return;
+    }
+    /* On a foreign libuv loop libwebsockets closes its handles
+     * asynchronously and finishes the destruction from their close
+     * callbacks, then clears l->ctx (info.pcontext): run the loop until then. */
     lws_context_destroy(l->ctx);
+    for (int i = 0; i < 1000 && l->ctx; i++)
+        uv_run(l->uv_loop, UV_RUN_NOWAIT);
+    if (l->ctx) { /* should not happen; finish it the blocking way */
+        kith_log(KITH_LOG_WARN, "sync: libwebsockets did not finish closing on the uv loop");
+        lws_context_destroy(l->ctx);
+    }
     kith_free(l);
 }
 

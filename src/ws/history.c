@@ -60,6 +60,14 @@ static bool parse_time(const char *s, int64_t *out)
             return true;
         }
     }
+    used = 0; /* "2h", "30min": "ago" is implied */
+    if (sscanf(s, "%lld%15[a-z]%n", &n, unit, &used) == 2 && used == (int)strlen(s)) {
+        int64_t ms;
+        if (unit_ms(unit, &ms) == 0 && n >= 0) {
+            *out = now - n * ms;
+            return true;
+        }
+    }
     used = 0;
     if (sscanf(s, "%lld %15[a-z] ago%n", &n, unit, &used) == 2 && used == (int)strlen(s)) {
         int64_t ms;

@@ -102,6 +102,8 @@ first=$("$KITH" log --json | grep '"id"' | tail -1 | cut -d'"' -f4)
 check "cat --at first" "$KITH" cat a.md --at "$first"
 if [ "$(cat "$tmp/out")" = "$(printf 'alpha\nbeta\ngamma')" ]; then ok; else bad "cat first: $(cat "$tmp/out")"; fi
 check "cat --at now" "$KITH" cat a.md --at now
+check "cat --at 0m" "$KITH" cat a.md --at 0m
+check "cat --at 0 hours ago" "$KITH" cat a.md --at "0 hours ago"
 check "cat --at date" "$KITH" cat a.md --at "$(date +%Y-%m-%d)"
 printf 'zeta\n' >>a.md
 check "diff to folder" "$KITH" diff a.md --no-color
