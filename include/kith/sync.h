@@ -308,7 +308,9 @@ KITH_API KITH_NODISCARD int kith_sync_loop_new(const kith_sync_loop_opts *opts,
  * kith_sync_loop_break). */
 KITH_API KITH_NODISCARD int kith_sync_loop_run(kith_sync_loop *loop, int timeout_ms);
 KITH_API void kith_sync_loop_break(kith_sync_loop *loop);
-/* Free all clients on @loop first. Accepts NULL. */
+/* Free all clients on @loop first. On a libuv loop this runs the loop
+ * (UV_RUN_NOWAIT) while libwebsockets closes its handles; call it from the
+ * loop's thread, outside any callback. Accepts NULL. */
 KITH_API void kith_sync_loop_free(kith_sync_loop *loop);
 
 typedef struct kith_sync_client kith_sync_client;

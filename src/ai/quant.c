@@ -27,6 +27,18 @@ static void fill_from(struct quant_kernels *k, const struct quant_kernels *base)
         k->axpy_f16 = base->axpy_f16;
 }
 
+/* The level called @name if this CPU runs it, else NULL; kernels_init has run. */
+static const struct quant_kernels *level(const char *name)
+{
+    if (!strcmp(name, "scalar"))
+        return &k_ref;
+    if (!strcmp(name, "avx2"))
+        return have_avx2 ? &k_avx2 : NULL;
+    if (!strcmp(name, "avx512"))
+        return have_avx512 ? &k_avx512 : NULL;
+    return NULL;
+}
+
 static void kernels_init(void)
 {
     quant_kernels_init_ref(&k_ref);
@@ -48,7 +60,9 @@ static void kernels_init(void)
     k_best = have_avx512 ? &k_avx512 : have_avx2 ? &k_avx2 : &k_ref;
     const char *force = getenv("KITH_AI_KERNELS");
     if (force) {
-        const struct quant_kernels *k = quant_kernels_named(force);
+        /* level(), not quant_kernels_named(): that would wait on the
+         * pthread_once this function runs under, for ever */
+        const struct quant_kernels *k = level(force);
         if (k)
             k_best = k;
     }
@@ -57,13 +71,7 @@ static void kernels_init(void)
 const struct quant_kernels *quant_kernels_named(const char *name)
 {
     pthread_once(&k_once, kernels_init);
-    if (!strcmp(name, "scalar"))
-        return &k_ref;
-    if (!strcmp(name, "avx2"))
-        return have_avx2 ? &k_avx2 : NULL;
-    if (!strcmp(name, "avx512"))
-        return have_avx512 ? &k_avx512 : NULL;
-    return NULL;
+    return level(name);
 }
 
 int quant_kernels_set(const char *name)

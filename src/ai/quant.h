@@ -195,7 +195,8 @@ typedef void (*quant_axpy_f16_fn)(size_t n, float s, const uint16_t *v, float *o
  * are f16, @stride elements apart (this head's @hd values first); @sc is
  * scratch of @n_pos floats. For small heads (hd 8..32, a multiple of 8), where
  * a kernel call per position and per V row would cost more than the
- * arithmetic; it gives the same bits as the dot[F16]/axpy_f16 loop it replaces. */
+ * arithmetic; it does the same arithmetic as the dot[F16]/axpy_f16 loop it
+ * replaces (the same bits when built with gcc). */
 typedef void (*quant_att_fn)(size_t hd, const uint16_t *q16, const uint16_t *k,
                              const uint16_t *v, size_t stride, int n_pos, float scale,
                              float *sc, float *out);

@@ -519,8 +519,11 @@ void kith_sync_loop_free(kith_sync_loop *l)
     lws_context_destroy(l->ctx);
     for (int i = 0; i < 1000 && l->ctx; i++)
         uv_run(l->uv_loop, UV_RUN_NOWAIT);
-    if (l->ctx) { /* should not happen; finish it the blocking way */
-        kith_log(KITH_LOG_WARN, "sync: libwebsockets did not finish closing on the uv loop");
+    if (l->ctx) {
+        /* libwebsockets 4.1.6 does not get there on a foreign loop: a second
+         * destroy frees what it can; its client SSL_CTX stays allocated
+         * (once per loop, see tests/unit/sync_uvloop.c). */
+        kith_log(KITH_LOG_DEBUG, "sync: libwebsockets did not finish closing on the uv loop");
         lws_context_destroy(l->ctx);
     }
     kith_free(l);

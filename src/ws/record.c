@@ -49,12 +49,6 @@ static int64_t query_int(kith_ws *ws, const char *sql, int64_t bind, int64_t *ou
 int ws_change_begin(kith_ws *ws, ws_change **out, const char *via)
 {
     *out = NULL;
-    uint8_t key[32];
-    if (ws_unhex(key, ws->device, 32))
-        return ws_error(ws, KITH_ECORRUPT, "bad device id");
-    int rc = ws_author_id(ws, key, ws->user, &ws->self);
-    if (rc)
-        return rc;
     ws_change *c = kith_calloc(1, sizeof *c);
     if (!c)
         return KITH_ENOMEM;
@@ -64,39 +58,52 @@ int ws_change_begin(kith_ws *ws, ws_change **out, const char *via)
         kith_free(c);
         return KITH_ENOMEM;
     }
+    *out = c;
+    return KITH_OK;
+}
+
+/* The change's row, written when it first records something: a scan that
+ * finds nothing writes nothing (no WAL frame, no fsync). */
+static int change_row(ws_change *c)
+{
+    kith_ws *ws = c->ws;
+    if (c->id)
+        return KITH_OK;
+    uint8_t key[32];
+    if (ws_unhex(key, ws->device, 32))
+        return ws_error(ws, KITH_ECORRUPT, "bad device id");
+    int rc = ws_author_id(ws, key, ws->user, &ws->self);
     int64_t maxlamport = 0, doclamport = 0;
-    rc = query_int(ws, "SELECT COALESCE(MAX(seq), 0) + 1 FROM changes WHERE author=?", ws->self,
-                   &c->seq);
+    if (!rc)
+        rc = query_int(ws, "SELECT COALESCE(MAX(seq), 0) + 1 FROM changes WHERE author=?",
+                       ws->self, &c->seq);
     if (!rc)
         rc = query_int(ws, "SELECT COALESCE(MAX(lamport), 0) FROM changes", -1, &maxlamport);
     if (!rc)
-        rc = query_int(ws, "SELECT COALESCE(MAX(lamport), 0) FROM docs", -1, &doclamport);
+        rc = query_int(ws, "SELECT COALESCE(MAX(MAX(lamport), MAX(path_lamport)), 0) FROM docs",
+                       -1, &doclamport);
+    if (rc)
+        return rc;
     c->lamport = (maxlamport > doclamport ? maxlamport : doclamport) + 1;
     ws_change_hash(key, c->seq, c->hash);
     sqlite3_stmt *st = NULL;
-    if (!rc && !(rc = ws_prepare(ws, &st,
-                                 "INSERT INTO changes(author, seq, hid, time_ms, lamport, via) "
-                                 "VALUES(?, ?, ?, ?, ?, ?)"))) {
-        sqlite3_bind_int64(st, 1, ws->self);
-        sqlite3_bind_int64(st, 2, c->seq);
-        sqlite3_bind_int64(st, 3, ws_change_hid(c->hash));
-        sqlite3_bind_int64(st, 4, c->time_ms);
-        sqlite3_bind_int64(st, 5, c->lamport);
-        if (c->via)
-            sqlite3_bind_text(st, 6, c->via, -1, SQLITE_STATIC);
-        int src = sqlite3_step(st);
-        if (src != SQLITE_DONE)
-            rc = ws_sqlerr(ws, src, "recording a change");
-        else
-            c->id = sqlite3_last_insert_rowid(ws->db);
-        sqlite3_finalize(st);
-    }
-    if (rc) {
-        ws_change_free(c);
+    if ((rc = ws_prepare(ws, &st, "INSERT INTO changes(author, seq, hid, time_ms, lamport, via) "
+                                  "VALUES(?, ?, ?, ?, ?, ?)")))
         return rc;
-    }
-    *out = c;
-    return KITH_OK;
+    sqlite3_bind_int64(st, 1, ws->self);
+    sqlite3_bind_int64(st, 2, c->seq);
+    sqlite3_bind_int64(st, 3, ws_change_hid(c->hash));
+    sqlite3_bind_int64(st, 4, c->time_ms);
+    sqlite3_bind_int64(st, 5, c->lamport);
+    if (c->via)
+        sqlite3_bind_text(st, 6, c->via, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "recording a change");
+    else
+        c->id = sqlite3_last_insert_rowid(ws->db);
+    sqlite3_finalize(st);
+    return rc;
 }
 
 void ws_change_free(ws_change *c)
@@ -280,6 +287,8 @@ int ws_change_text(ws_change *c, ws_doc *d, int what, const char *old_path, cons
         rc = save_doc(ws, d);
         goto done;
     }
+    if ((rc = change_row(c)))
+        goto done;
     if ((rc = kith_doc_summary(doc, &summary, &sumlen)) ||
         (rc = kith_doc_agent(doc, ws->agent, &agent)) ||
         (rc = kith_doc_agent_ops(doc, agent, &opseq)) ||
@@ -323,7 +332,9 @@ int ws_change_binary(ws_change *c, ws_doc *d, int what, const char *old_path, co
     ws_blob_hash(h, data, len);
     if (what == KITH_WS_MODIFIED && d->kind == WS_BINARY && !memcmp(h, d->blob, 32))
         return save_doc(ws, d);
-    int rc = ws_blob_put(ws, h, data, len);
+    int rc = change_row(c);
+    if (!rc)
+        rc = ws_blob_put(ws, h, data, len);
     if (rc)
         return rc;
     memcpy(d->blob, h, 32);
@@ -342,8 +353,11 @@ int ws_change_meta(ws_change *c, ws_doc *d, int what, const char *old_path)
 {
     kith_ws *ws = c->ws;
     char *version = NULL;
+    int rc = change_row(c);
+    if (rc)
+        return rc;
     stamp(c, d, what);
-    int rc = save_doc(ws, d);
+    rc = save_doc(ws, d);
     if (!rc && d->kind == WS_TEXT) {
         kith_doc *doc = NULL;
         if (!(rc = ws_doc_crdt(ws, d, &doc)))
@@ -366,7 +380,7 @@ int ws_change_finish(ws_change *c, kith_ws_file_cb cb, void *ctx, kith_ws_result
 {
     kith_ws *ws = c->ws;
     int rc = KITH_OK;
-    if (c->nfiles == 0) {
+    if (c->id && c->nfiles == 0) { /* a row, yet nothing in it */
         sqlite3_stmt *st = NULL;
         if (!(rc = ws_prepare(ws, &st, "DELETE FROM changes WHERE id=?"))) {
             sqlite3_bind_int64(st, 1, c->id);

@@ -151,7 +151,8 @@ static const char *const layout = "PRAGMA page_size=1024; PRAGMA auto_vacuum=FUL
 
 static int open_db(kith_ws *ws, const char *path, int flags)
 {
-    int src = sqlite3_open_v2(path, &ws->db, flags, NULL);
+    /* A kith_ws is used from one thread at a time: no SQLite mutexes. */
+    int src = sqlite3_open_v2(path, &ws->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK)
         return ws_sqlerr(ws, src, path);
     if ((flags & SQLITE_OPEN_CREATE) && (src = sqlite3_exec(ws->db, layout, NULL, NULL, NULL)))

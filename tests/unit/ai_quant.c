@@ -245,5 +245,103 @@ TT_TEST(tiles_match_scalar)
     printf("     (%d tile kernels tested)\n", tested);
 }
 
+/* Row lengths that are not a multiple of 16 (ffn_down of small models has
+ * 172): the F32 tile's masked tail and dot4 against the scalar dot. */
+TT_TEST(f32_odd_lengths)
+{
+    enum { R = 4, C = 4 };
+    static float w[R][200], a[C][200];
+    const char *levels[] = {"avx2", "avx512"};
+    const struct quant_kernels *ref = quant_kernels_named("scalar");
+    const size_t lens[] = {1, 15, 16, 17, 63, 64, 100, 172, 200};
+    for (size_t lv = 0; lv < 2; lv++) {
+        const struct quant_kernels *k = quant_kernels_named(levels[lv]);
+        if (!k)
+            continue;
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            size_t n = lens[li];
+            for (int r = 0; r < R; r++)
+                fill(w[r], 200, 1.0f);
+            for (int c = 0; c < C; c++)
+                fill(a[c], 200, 1.0f);
+            for (int c = 0; c < C; c++)
+                for (int r = 0; r < R; r++) {
+                    double s = ref->dot[GGML_TYPE_F32](n, w[r], a[c]), mag = 0;
+                    for (size_t i = 0; i < n; i++)
+                        mag += fabs((double)w[r][i] * a[c][i]);
+                    float y[C][R], o[C];
+                    for (int nc = 1; nc <= C; nc++) {
+                        if (!k->tile4[GGML_TYPE_F32])
+                            break;
+                        k->tile4[GGML_TYPE_F32](n, w, sizeof w[0], a, sizeof a[0], nc, &y[0][0],
+                                                R);
+                        if (c < nc && fabs(y[c][r] - s) > 1e-5 * mag + 1e-7)
+                            TT_FAIL_("%s F32 tile n=%zu nc=%d (%d,%d): %.9g vs %.9g", k->name,
+                                     n, nc, r, c, y[c][r], s);
+                    }
+                    if (k->dot4[GGML_TYPE_F32]) {
+                        /* dot4 keeps dot[F32]'s order: the same bits */
+                        k->dot4[GGML_TYPE_F32](n, w[r], a, sizeof a[0], C, o);
+                        float d = k->dot[GGML_TYPE_F32](n, w[r], a[c]);
+                        if (memcmp(&o[c], &d, sizeof d))
+                            TT_FAIL_("%s F32 dot4 n=%zu: %.9g vs dot %.9g", k->name, n, o[c], d);
+                    }
+                }
+        }
+    }
+}
+
+/* The small-head attention kernel against the loop it replaces (one F16 dot
+ * per position, softmax, one axpy_f16 per position) on the same level: the
+ * same bits from gcc; clang may fuse axpy_f16's scalar tail into an FMA, so
+ * the check allows a rounding. */
+TT_TEST(att_small_matches_loop)
+{
+    enum { MAXP = 130, STRIDE = 72 };
+    static uint16_t kc[MAXP * STRIDE], vc[MAXP * STRIDE], q16[32];
+    static float sc[MAXP], out[32], want[32];
+    const char *levels[] = {"avx2", "avx512"};
+    int tested = 0;
+    for (size_t lv = 0; lv < 2; lv++) {
+        const struct quant_kernels *k = quant_kernels_named(levels[lv]);
+        if (!k || !k->att_small)
+            continue;
+        tested++;
+        for (size_t hd = 8; hd <= 32; hd += 8) {
+            const int npos[] = {1, 2, 15, 16, 17, 100, MAXP};
+            for (size_t pi = 0; pi < sizeof npos / sizeof npos[0]; pi++) {
+                int n = npos[pi];
+                for (size_t i = 0; i < (size_t)MAXP * STRIDE; i++) {
+                    kc[i] = quant_f32_to_f16(frand());
+                    vc[i] = quant_f32_to_f16(frand());
+                }
+                for (size_t i = 0; i < hd; i++)
+                    q16[i] = quant_f32_to_f16(2 * frand());
+                float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
+                for (int p = 0; p < n; p++) {
+                    sc[p] = k->dot[GGML_TYPE_F16](hd, kc + (size_t)p * STRIDE, q16) * scale;
+                    mx = sc[p] > mx ? sc[p] : mx;
+                }
+                double sum = 0;
+                for (int p = 0; p < n; p++) {
+                    sc[p] = expf(sc[p] - mx);
+                    sum += sc[p];
+                }
+                float inv = (float)(1.0 / sum);
+                memset(want, 0, sizeof want);
+                for (int p = 0; p < n; p++)
+                    k->axpy_f16(hd, sc[p] * inv, vc + (size_t)p * STRIDE, want);
+                k->att_small(hd, q16, kc, vc, STRIDE, n, scale, sc, out);
+                for (size_t i = 0; i < hd; i++)
+                    if (fabsf(out[i] - want[i]) > 1e-6f * (1 + fabsf(want[i])))
+                        TT_FAIL_("%s hd=%zu n=%d [%zu]: %.9g vs %.9g", k->name, hd, n, i, out[i],
+                                 want[i]);
+            }
+        }
+    }
+    printf("     (%d levels with a small-head attention kernel)\n", tested);
+}
+
 TT_MAIN(TT_CASE(f16_conversion), TT_CASE(round_trips), TT_CASE(dot_matches_dequantized),
-        TT_CASE(simd_matches_scalar), TT_CASE(tiles_match_scalar))
+        TT_CASE(simd_matches_scalar), TT_CASE(tiles_match_scalar), TT_CASE(f32_odd_lengths),
+        TT_CASE(att_small_matches_loop))

@@ -639,7 +639,8 @@ TGT static void dot4_f32(size_t n, const void *wv, const void *av, size_t stride
  * (c1 + c3) + (c0 + c2) before the 8-lane tree of hsum8 (the order of
  * _mm512_reduce_add_ps); axpy_f16 fuses multiply and add over whole 16-lane
  * blocks and rounds twice in its scalar tail. Absent chunks are zeros, which
- * add exactly, so the result has the same bits as the per-position loop. */
+ * add exactly, so the result has the same bits as the per-position loop when
+ * gcc builds it (clang may contract that scalar tail into an FMA). */
 /* 8 f16 values as 8 floats */
 #define LDH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 
