@@ -253,8 +253,9 @@ static int body_begins(struct pull *p, CURL *h)
     curl_off_t clen = -1;
     cu.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &p->status);
     cu.easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen);
-    if (p->status == 206 && p->has_range) {
-        if (p->range_from != p->have) {
+    if (p->status == 206) {
+        /* a part of the file: it must start where the .part ends */
+        if (!p->has_range || p->range_from != p->have) {
             p->bad_range = 1;
             return -1;
         }
@@ -481,8 +482,12 @@ static CURLcode attempt(struct pull *p, char *errbuf)
     cu.easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
     cu.easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
     /* model hosts redirect to CDNs; never to file:// or other schemes */
-    cu.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    cu.easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    if (cu.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        cu.easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK) {
+        snprintf(errbuf, CURL_ERROR_SIZE, "libcurl 7.85 or newer is needed");
+        cu.easy_cleanup(h);
+        return CURLE_UNKNOWN_OPTION;
+    }
     cu.easy_setopt(h, CURLOPT_FAILONERROR, 1L);
     cu.easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
     /* a stalled transfer (under 1 byte/s for a minute) fails and can resume */

@@ -204,6 +204,13 @@ KITH_API KITH_NODISCARD int kith_doc_encode_since(kith_doc *doc, const uint8_t *
                                                   size_t summary_len, uint8_t **out /* OUT */,
                                                   size_t *len /* OUT */);
 
+/* Encodes the operations of @agent with seqs in [@from, @to), in causal
+ * order, as a delta for kith_doc_apply (which needs their parents first).
+ * KITH_EINVAL when the range is not held. Caller frees *out with kith_free. */
+KITH_API KITH_NODISCARD int kith_doc_encode_range(kith_doc *doc, kith_agent agent, uint64_t from,
+                                                  uint64_t to, uint8_t **out /* OUT */,
+                                                  size_t *len /* OUT */);
+
 /*
  * Applies a delta or a whole-document encoding to @doc and merges it into the
  * text. Operations @doc already holds are skipped. The input is validated

@@ -1489,3 +1489,43 @@ int kith_doc_encode_since(kith_doc *doc, const uint8_t *summary, size_t summary_
     kith_free(have);
     return rc;
 }
+
+/* One author's operations with seqs in [from, to): what one change of a
+ * workspace carries when it is synced on its own. */
+int kith_doc_encode_range(kith_doc *doc, kith_agent agent, uint64_t from, uint64_t to,
+                          uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    int rc = doc_ready(doc);
+    if (rc)
+        return rc;
+    if (agent >= doc->log.nagents || from > to || to > doc->log.agents[agent].next_seq)
+        return KITH_EINVAL;
+    lvr *ranges = NULL;
+    size_t nr = 0, cap = 0;
+    uint32_t base = 0;
+    for (size_t i = 0; i < doc->log.naruns && rc == KITH_OK; i++) {
+        const agent_run *ar = &doc->log.aruns[i];
+        if (ar->agent != agent)
+            continue;
+        uint32_t end = oplog_agent_run_end(&doc->log, i);
+        uint64_t s0 = ar->seq, s1 = ar->seq + (uint64_t)(end - ar->lv);
+        uint64_t a = s0 > from ? s0 : from, b = s1 < to ? s1 : to;
+        if (a >= b)
+            continue;
+        uint32_t start = ar->lv + (uint32_t)(a - s0), stop = ar->lv + (uint32_t)(b - s0);
+        if (nr && ranges[nr - 1].b == start) {
+            ranges[nr - 1].b = stop;
+        } else if (kith_grow((void **)&ranges, &cap, nr + 1, sizeof(lvr))) {
+            rc = KITH_ENOMEM;
+        } else {
+            ranges[nr++] = (lvr){start, stop, base};
+        }
+        base += stop - start;
+    }
+    if (rc == KITH_OK)
+        rc = encode_ranges(doc, ranges, nr, true, 19, out, len);
+    kith_free(ranges);
+    return rc;
+}

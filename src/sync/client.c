@@ -551,9 +551,10 @@ int kith_sync_client_new(kith_sync_loop *loop, const kith_sync_client_opts *o,
     char url[KITH_INVITE_URL_MAX + 1];
     const char *prot, *host, *path;
     int port;
-    if (strlen(o->url) > KITH_INVITE_URL_MAX)
+    size_t ul = strlen(o->url);
+    if (ul > KITH_INVITE_URL_MAX)
         return KITH_EINVAL;
-    strcpy(url, o->url);
+    memcpy(url, o->url, ul + 1); /* lws_parse_uri cuts its input up */
     if (lws_parse_uri(url, &prot, &host, &port, &path) || strcmp(prot, "wss") != 0)
         return KITH_EINVAL;
     char fullpath[KITH_INVITE_URL_MAX + 2];

@@ -954,42 +954,33 @@ static void report(touched *t, size_t nt, kith_ws_file_cb cb, void *ctx, kith_ws
     }
 }
 
-int kith_ws_import(kith_ws *ws, const uint8_t *buf, size_t len, kith_ws_file_cb cb, void *ctx,
-                   kith_ws_result *res)
+/* Merges a parsed export or change into the store and the folder: one
+ * transaction, files staged through the journal, reported once durable. */
+static int merge_xport(kith_ws *ws, xport *x, kith_ws_file_cb cb, void *ctx, kith_ws_result *res)
 {
-    memset(res, 0, sizeof *res);
-    ws->err[0] = 0;
-    xport x;
-    int rc = parse(ws, buf, len, &x);
-    touched *t = NULL;
-    if (!rc) {
-        kith_ws_result scanned;
-        rc = kith_ws_scan(ws, NULL, NULL, &scanned);
-    }
-    if (!rc && !(t = kith_calloc(x.ndocs + 1, sizeof *t)))
-        rc = KITH_ENOMEM;
-    if (!rc)
-        rc = ws_begin(ws);
+    touched *t = kith_calloc(x->ndocs + 1, sizeof *t);
+    if (!t)
+        return KITH_ENOMEM;
+    int rc = ws_begin(ws);
     if (rc) {
-        xport_free(&x);
         kith_free(t);
         return rc;
     }
     rc = ws_docs_load(ws);
     if (!rc)
-        rc = check_blobs(ws, &x);
+        rc = check_blobs(ws, x);
     if (!rc)
-        rc = import_authors(ws, &x);
-    for (size_t i = 0; !rc && i < x.nblobs; i++)
-        rc = ws_blob_put(ws, x.blobs[i].hash, x.blobs[i].data, x.blobs[i].len);
-    for (size_t i = 0; !rc && i < x.ndocs; i++)
-        rc = merge_doc(ws, &x, &x.docs[i], &t[i]);
+        rc = import_authors(ws, x);
+    for (size_t i = 0; !rc && i < x->nblobs; i++)
+        rc = ws_blob_put(ws, x->blobs[i].hash, x->blobs[i].data, x->blobs[i].len);
+    for (size_t i = 0; !rc && i < x->ndocs; i++)
+        rc = merge_doc(ws, x, &x->docs[i], &t[i]);
     if (!rc)
-        rc = import_changes(ws, &x);
+        rc = import_changes(ws, x);
     if (!rc)
-        rc = separate_clashes(ws, t, x.ndocs);
+        rc = separate_clashes(ws, t, x->ndocs);
     if (!rc)
-        rc = stage_files(ws, t, x.ndocs);
+        rc = stage_files(ws, t, x->ndocs);
     if (!rc)
         rc = ws_commit_tx(ws);
     if (rc) {
@@ -999,11 +990,27 @@ int kith_ws_import(kith_ws *ws, const uint8_t *buf, size_t len, kith_ws_file_cb 
          * default ignore rules; the journal rows were rolled back. */
     } else {
         ws_writes_finish(ws);
-        report(t, x.ndocs, cb, ctx, res);
+        report(t, x->ndocs, cb, ctx, res);
     }
-    for (size_t i = 0; i < x.ndocs; i++)
+    for (size_t i = 0; i < x->ndocs; i++)
         kith_free(t[i].old_path);
     kith_free(t);
+    return rc;
+}
+
+int kith_ws_import(kith_ws *ws, const uint8_t *buf, size_t len, kith_ws_file_cb cb, void *ctx,
+                   kith_ws_result *res)
+{
+    memset(res, 0, sizeof *res);
+    ws->err[0] = 0;
+    xport x;
+    int rc = parse(ws, buf, len, &x);
+    if (!rc) {
+        kith_ws_result scanned;
+        rc = kith_ws_scan(ws, NULL, NULL, &scanned);
+    }
+    if (!rc)
+        rc = merge_xport(ws, &x, cb, ctx, res);
     xport_free(&x);
     return rc;
 }

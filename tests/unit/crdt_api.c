@@ -1347,7 +1347,46 @@ TT_TEST(failing_allocator)
     TT_ASSERT(!failed);
 }
 
-TT_MAIN(TT_CASE(empty_doc), TT_CASE(agents), TT_CASE(insert_delete_ascii),
+/* One author's seq range travels on its own, once its parents are there. */
+TT_TEST(encode_range_per_change)
+{
+    kith_doc *a = NULL, *b = NULL;
+    kith_agent aa, ab, bb;
+    uint8_t *enc = NULL, *d1 = NULL, *d2 = NULL;
+    size_t el = 0, l1 = 0, l2 = 0;
+    TT_OK(kith_doc_new(&a));
+    TT_OK(kith_doc_agent(a, "alice", &aa));
+    TT_OK(kith_doc_agent(a, "bob", &ab));
+    TT_OK(kith_doc_insert(a, aa, 0, "hello", 5)); /* alice 0..4 */
+    TT_OK(kith_doc_commit(a, 1, NULL));
+    TT_OK(kith_doc_encode(a, &enc, &el));
+    TT_OK(kith_doc_insert(a, ab, 5, " world", 6)); /* bob 0..5 */
+    TT_OK(kith_doc_commit(a, 2, NULL));
+    TT_OK(kith_doc_insert(a, aa, 11, "!", 1)); /* alice 5 */
+    TT_OK(kith_doc_delete(a, aa, 0, 1));        /* alice 6 */
+    TT_OK(kith_doc_commit(a, 3, NULL));
+    TT_OK(kith_doc_decode(enc, el, &b));
+    TT_OK(kith_doc_agent(b, "bob", &bb));
+    /* Alice's second change needs Bob's first: refused until it is there. */
+    TT_OK(kith_doc_encode_range(a, aa, 5, 7, &d2, &l2));
+    TT_EQ(kith_doc_apply(b, d2, l2), KITH_EMISSING);
+    TT_OK(kith_doc_encode_range(a, ab, 0, 6, &d1, &l1));
+    TT_OK(kith_doc_apply(b, d1, l1));
+    TT_OK(kith_doc_apply(b, d2, l2));
+    TT_ASSERT(text_is(b, "ello world!"));
+    TT_ASSERT(docs_equal(a, b));
+    uint8_t *bad = NULL;
+    size_t bl = 0;
+    TT_EQ(kith_doc_encode_range(a, aa, 5, 8, &bad, &bl), KITH_EINVAL);
+    TT_EQ(kith_doc_encode_range(a, aa, 3, 2, &bad, &bl), KITH_EINVAL);
+    kith_free(enc);
+    kith_free(d1);
+    kith_free(d2);
+    kith_doc_free(a);
+    kith_doc_free(b);
+}
+
+TT_MAIN(TT_CASE(encode_range_per_change), TT_CASE(empty_doc), TT_CASE(agents), TT_CASE(insert_delete_ascii),
         TT_CASE(insert_delete_utf8), TT_CASE(bad_edits_change_nothing), TT_CASE(commit_via_blame),
         TT_CASE(agent_switch_commits), TT_CASE(tie_break_lower_name_first),
         TT_CASE(edit_at_then_merge), TT_CASE(version_strings), TT_CASE(text_at_and_diff),
