@@ -228,6 +228,41 @@ KITH_API KITH_NODISCARD int kith_ws_import(kith_ws *ws, const uint8_t *buf, size
                                            kith_ws_file_cb cb, void *ctx,
                                            kith_ws_result *res /* OUT */);
 
+/* ---- sync, one change at a time ------------------------------------------------ */
+
+/* One entry of a version vector: an author (device key) and the highest of
+ * its changes held (a replica holds each author's changes 1..seq). */
+typedef struct kith_ws_vv_entry {
+    uint8_t author[32];
+    uint64_t seq;
+} kith_ws_vv_entry;
+
+/* The changes this replica holds, per author. Caller frees *out with
+ * kith_free. */
+KITH_API KITH_NODISCARD int kith_ws_vv(kith_ws *ws, kith_ws_vv_entry **out /* OUT */,
+                                       size_t *n /* OUT */);
+
+/* Calls @cb, in causal order, with the payload of each change this replica
+ * holds that a replica at @vv (@n entries) lacks: the change's metadata, its
+ * per-file edits, its CRDT operations and its whole-file versions
+ * (docs/FORMAT.md, "Change payload"). The payload is borrowed for the call;
+ * a non-zero return from @cb stops the walk. */
+KITH_API KITH_NODISCARD int kith_ws_changes_since(
+    kith_ws *ws, const kith_ws_vv_entry *vv, size_t n,
+    int (*cb)(const uint8_t author[32], uint64_t seq, const uint8_t *payload, size_t len,
+              void *ctx),
+    void *ctx);
+
+/* Applies one change payload from another replica and writes the files it
+ * changes (atomically). A change held already is a no-op; KITH_EMISSING when
+ * it depends on a change not held yet (its author's previous one, or
+ * operations of another author): deliver that first. A file the change
+ * touches that holds unrecorded edits is recorded first, never overwritten.
+ * res->change is the change's id. */
+KITH_API KITH_NODISCARD int kith_ws_apply_change(kith_ws *ws, const uint8_t *payload, size_t len,
+                                                 kith_ws_file_cb cb, void *ctx,
+                                                 kith_ws_result *res /* OUT */);
+
 /* Makes @dir a new replica (a new device) of the workspace an export @buf
  * came from: like kith_ws_init, then everything in the export is imported
  * and written to the folder. The workspace key travels separately (sync). */

@@ -1039,3 +1039,359 @@ int kith_ws_join(const char *dir, const char *name, const uint8_t *buf, size_t l
     }
     return rc;
 }
+
+/* ---- one change at a time (sync) ----------------------------------------------------- */
+
+static const uint8_t cmagic[8] = {'K', 'I', 'T', 'H', 'W', 'C', '1', 0};
+
+int kith_ws_vv(kith_ws *ws, kith_ws_vv_entry **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    ws->err[0] = 0;
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st, "SELECT a.key, MAX(c.seq) FROM changes c JOIN authors a ON "
+                                 "a.id=c.author GROUP BY c.author ORDER BY a.key");
+    if (rc)
+        return rc;
+    size_t cap = 0;
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) != 32)
+            continue;
+        if (kith_grow((void **)out, &cap, *n + 1, sizeof **out)) {
+            rc = KITH_ENOMEM;
+            break;
+        }
+        memcpy((*out)[*n].author, sqlite3_column_blob(st, 0), 32);
+        (*out)[*n].seq = (uint64_t)sqlite3_column_int64(st, 1);
+        (*n)++;
+    }
+    if (!rc && src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "reading changes");
+    sqlite3_finalize(st);
+    if (rc) {
+        kith_free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+static ws_doc *doc_by_id(kith_ws *ws, int64_t id)
+{
+    for (size_t i = 0; i < ws->ndocs; i++)
+        if (ws->docs[i]->id == id)
+            return ws->docs[i];
+    return NULL;
+}
+
+/* The CRDT operations of one edit row: the author's seqs it lists. */
+static int edit_delta(kith_ws *ws, int64_t docid, const uint8_t key[32], uint64_t opseq,
+                      uint64_t opcount, wbuf *w)
+{
+    ws_doc *d = doc_by_id(ws, docid);
+    kith_doc *doc = NULL;
+    uint8_t *delta = NULL;
+    size_t len = 0;
+    char agent[33];
+    ws_hex(agent, key, 16);
+    kith_agent a;
+    int rc = d ? ws_doc_crdt(ws, d, &doc) : ws_error(ws, KITH_ECORRUPT, "an edit names no document");
+    if (!rc)
+        rc = kith_doc_agent(doc, agent, &a);
+    if (!rc)
+        rc = kith_doc_encode_range(doc, a, opseq, opseq + opcount, &delta, &len);
+    if (rc == KITH_EINVAL)
+        rc = ws_error(ws, KITH_ECORRUPT, "%s: a change's operations are missing from its history",
+                      d ? d->path : "?");
+    if (!rc) {
+        wb_var(w, len);
+        wb_bytes(w, delta, len);
+    }
+    kith_free(delta);
+    return rc;
+}
+
+/* Encodes change @id (changes.id) as a sync payload into @w. */
+static int change_payload(kith_ws *ws, int64_t id, wbuf *w)
+{
+    sqlite3_stmt *st = NULL, *ed = NULL;
+    int rc = ws_prepare(ws, &st, "SELECT a.key, a.name, c.seq, c.time_ms, c.lamport, c.via FROM "
+                                 "changes c JOIN authors a ON a.id=c.author WHERE c.id=?");
+    if (!rc)
+        rc = ws_prepare(ws, &ed,
+                        "SELECT d.uuid, e.what, e.kind, e.path, e.old_path, e.ins, e.del, "
+                        "e.opseq, e.opcount, e.version, e.blob, e.doc FROM edits e JOIN docs d ON "
+                        "d.id=e.doc WHERE e.change=? ORDER BY e.doc");
+    if (rc)
+        goto out;
+    sqlite3_bind_int64(st, 1, id);
+    if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_bytes(st, 0) != 32) {
+        rc = ws_error(ws, KITH_ENOTFOUND, "no such change");
+        goto out;
+    }
+    uint8_t key[32];
+    memcpy(key, sqlite3_column_blob(st, 0), 32);
+    wb_bytes(w, cmagic, sizeof cmagic);
+    wb_str(w, ws->wsid);
+    wb_bytes(w, key, 32);
+    wb_str(w, (const char *)sqlite3_column_text(st, 1));
+    wb_var(w, (uint64_t)sqlite3_column_int64(st, 2));
+    wb_var(w, kith_zigzag(sqlite3_column_int64(st, 3)));
+    wb_var(w, (uint64_t)sqlite3_column_int64(st, 4));
+    wb_optstr(w, (const char *)sqlite3_column_text(st, 5));
+    /* Edits are counted first: a change has a handful. */
+    wbuf body = {0};
+    uint64_t ne = 0;
+    sqlite3_bind_int64(ed, 1, id);
+    int src;
+    while (!rc && (src = sqlite3_step(ed)) == SQLITE_ROW) {
+        ne++;
+        wb_bytes(&body, sqlite3_column_blob(ed, 0), 16);
+        wb_var(&body, (uint64_t)sqlite3_column_int(ed, 1));
+        wb_var(&body, (uint64_t)sqlite3_column_int(ed, 2));
+        wb_str(&body, (const char *)sqlite3_column_text(ed, 3));
+        wb_optstr(&body, (const char *)sqlite3_column_text(ed, 4));
+        for (int k = 5; k <= 8; k++)
+            wb_var(&body, (uint64_t)sqlite3_column_int64(ed, k));
+        char *full = NULL;
+        if (sqlite3_column_text(ed, 9) &&
+            (rc = ws_version_from_db(ws, (const char *)sqlite3_column_text(ed, 9), &full)))
+            break;
+        wb_optstr(&body, full);
+        kith_free(full);
+        bool blob = sqlite3_column_bytes(ed, 10) == 32;
+        wb_optblob(&body, blob ? sqlite3_column_blob(ed, 10) : NULL, 32);
+        /* The operations, then the bytes of a whole-file version. */
+        uint64_t opcount = (uint64_t)sqlite3_column_int64(ed, 8);
+        if (sqlite3_column_int(ed, 2) == WS_TEXT && opcount)
+            rc = edit_delta(ws, sqlite3_column_int64(ed, 11), key,
+                            (uint64_t)sqlite3_column_int64(ed, 7), opcount, &body);
+        else
+            wb_var(&body, 0);
+        if (!rc && blob) {
+            char *data = NULL;
+            size_t len = 0;
+            uint8_t h[32];
+            memcpy(h, sqlite3_column_blob(ed, 10), 32);
+            if (!(rc = ws_blob_get(ws, h, &data, &len))) {
+                wb_var(&body, len);
+                wb_bytes(&body, data, len);
+            }
+            kith_free(data);
+        }
+    }
+    if (!rc && src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "reading history");
+    wb_var(w, ne);
+    wb_bytes(w, body.p, body.n);
+    if (!rc && body.err)
+        rc = body.err;
+    kith_free(body.p);
+    if (!rc) {
+        uint8_t sum[16];
+        crypto_generichash(sum, sizeof sum, w->p, w->n, NULL, 0);
+        wb_bytes(w, sum, sizeof sum);
+        rc = w->err;
+    }
+out:
+    sqlite3_finalize(st);
+    sqlite3_finalize(ed);
+    return rc;
+}
+
+static uint64_t vv_seq(const kith_ws_vv_entry *vv, size_t n, const uint8_t key[32])
+{
+    for (size_t i = 0; i < n; i++)
+        if (!memcmp(vv[i].author, key, 32))
+            return vv[i].seq;
+    return 0;
+}
+
+int kith_ws_changes_since(kith_ws *ws, const kith_ws_vv_entry *vv, size_t n,
+                          int (*cb)(const uint8_t author[32], uint64_t seq, const uint8_t *payload,
+                                    size_t len, void *ctx),
+                          void *ctx)
+{
+    ws->err[0] = 0;
+    int rc = sqlite3_exec(ws->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK
+                 ? KITH_OK
+                 : ws_sqlerr(ws, sqlite3_errcode(ws->db), "store");
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = ws_docs_load(ws);
+    if (!rc)
+        rc = ws_prepare(ws, &st, "SELECT c.id, a.key, c.seq FROM changes c JOIN authors a ON "
+                                 "a.id=c.author ORDER BY c.id");
+    int src = SQLITE_DONE;
+    while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 1) != 32)
+            continue;
+        uint8_t key[32];
+        memcpy(key, sqlite3_column_blob(st, 1), 32);
+        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 2);
+        if (seq <= vv_seq(vv, n, key))
+            continue;
+        wbuf w = {0};
+        rc = change_payload(ws, sqlite3_column_int64(st, 0), &w);
+        if (!rc && cb(key, seq, w.p, w.n, ctx))
+            rc = KITH_ECANCELED;
+        kith_free(w.p);
+    }
+    if (!rc && src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "reading changes");
+    sqlite3_finalize(st);
+    ws_rollback(ws);
+    return rc == KITH_ECANCELED ? KITH_OK : rc;
+}
+
+/* Reads a change payload into an xport of one author, one change and one
+ * document entry per edit (the registers the change wrote). */
+static int parse_change(kith_ws *ws, const uint8_t *buf, size_t len, xport *x)
+{
+    memset(x, 0, sizeof *x);
+    if (len < sizeof cmagic + 16 || memcmp(buf, cmagic, 7))
+        return ws_error(ws, KITH_ECORRUPT, "not a kith change");
+    if (buf[7] != 0)
+        return ws_error(ws, KITH_EVERSION, "a kith change of an unknown version %d", buf[7]);
+    uint8_t sum[16];
+    crypto_generichash(sum, sizeof sum, buf, len - 16, NULL, 0);
+    if (memcmp(sum, buf + len - 16, 16))
+        return ws_error(ws, KITH_ECORRUPT, "change: checksum mismatch (damaged)");
+    rbuf r = {buf, len - 16, sizeof cmagic, false};
+    char *wsid = rb_str(&r, 64);
+    bool other = wsid && strcmp(wsid, ws->wsid);
+    kith_free(wsid);
+    if (other)
+        return ws_error(ws, KITH_EINVAL, "the change is of another workspace");
+    x->nauthors = 1;
+    x->nchanges = 1;
+    x->authors = kith_calloc(1, sizeof *x->authors);
+    x->changes = kith_calloc(1, sizeof *x->changes);
+    if (!x->authors || !x->changes)
+        return KITH_ENOMEM;
+    const uint8_t *k = rb_bytes(&r, 32);
+    if (k)
+        memcpy(x->authors[0].key, k, 32);
+    x->authors[0].name = rb_str(&r, 255);
+    x_change *c = &x->changes[0];
+    bool present;
+    c->author = 0;
+    c->seq = rb_var(&r, INT64_MAX);
+    c->time_ms = kith_unzigzag(rb_var(&r, UINT64_MAX));
+    c->lamport = rb_var(&r, INT64_MAX);
+    c->via = rb_optstr(&r, 255, &present);
+    c->nedits = (size_t)rb_var(&r, UINT32_MAX);
+    if (c->seq == 0)
+        r.err = true;
+    if ((c->edits = rb_array(&r, c->nedits, sizeof *c->edits, 28)) &&
+        (x->docs = rb_array(&r, c->nedits, sizeof *x->docs, 1)) &&
+        (x->blobs = rb_array(&r, c->nedits, sizeof *x->blobs, 1))) {
+        x->ndocs = c->nedits;
+        for (size_t i = 0; i < c->nedits && !r.err; i++) {
+            x_edit *e = &c->edits[i];
+            parse_edit(&r, e, 1);
+            x_doc *d = &x->docs[i];
+            memcpy(d->uuid, e->uuid, 16);
+            d->kind = e->kind;
+            d->path = e->path ? kith_strndup(e->path, strlen(e->path)) : NULL;
+            d->deleted = e->what == KITH_WS_DELETED;
+            d->lamport = c->lamport; /* every edit writes existence */
+            bool names_path = e->what == KITH_WS_ADDED || e->what == KITH_WS_RENAMED;
+            d->path_lamport = names_path ? c->lamport : 0;
+            d->has_blob = e->has_blob;
+            memcpy(d->blob, e->blob, 32);
+            d->enclen = (size_t)rb_var(&r, SIZE_MAX);
+            d->enc = rb_bytes(&r, d->enclen);
+            if (e->has_blob) {
+                x_blob *b = &x->blobs[x->nblobs++];
+                memcpy(b->hash, e->blob, 32);
+                b->len = (size_t)rb_var(&r, SIZE_MAX);
+                b->data = rb_bytes(&r, b->len);
+                uint8_t real[32];
+                if (!r.err) {
+                    ws_blob_hash(real, b->data, b->len);
+                    if (memcmp(real, b->hash, 32))
+                        r.err = true;
+                }
+            }
+            if (!r.err && !d->path)
+                r.err = true;
+            for (size_t k2 = 0; k2 < i && !r.err; k2++)
+                if (!memcmp(x->docs[k2].uuid, d->uuid, 16))
+                    r.err = true;
+        }
+    }
+    if (r.err || r.off != r.n)
+        return ws_error(ws, KITH_ECORRUPT, "change: malformed at byte %zu", r.off);
+    return KITH_OK;
+}
+
+/* True when a file the change touches holds edits not recorded yet. */
+static bool folder_ahead(kith_ws *ws, const xport *x)
+{
+    for (size_t i = 0; i < x->ndocs; i++) {
+        ws_doc *d = ws_doc_by_uuid(ws, x->docs[i].uuid);
+        if (!d || d->deleted)
+            continue;
+        char path[PATH_MAX * 2];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", ws->root, d->path);
+        if (lstat(path, &st) || d->mtime_ns == 0 || d->size != (int64_t)st.st_size ||
+            d->ino != (int64_t)st.st_ino ||
+            d->mtime_ns != (int64_t)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec)
+            return true;
+    }
+    return false;
+}
+
+static int held_seq(kith_ws *ws, const uint8_t key[32], uint64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    *out = 0;
+    int rc = ws_prepare(ws, &st, "SELECT COALESCE(MAX(c.seq), 0) FROM changes c JOIN authors a "
+                                 "ON a.id=c.author WHERE a.key=?");
+    if (rc)
+        return rc;
+    sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *out = (uint64_t)sqlite3_column_int64(st, 0);
+    else
+        rc = ws_sqlerr(ws, src, "reading changes");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int kith_ws_apply_change(kith_ws *ws, const uint8_t *buf, size_t len, kith_ws_file_cb cb,
+                         void *ctx, kith_ws_result *res)
+{
+    memset(res, 0, sizeof *res);
+    ws->err[0] = 0;
+    xport x;
+    uint64_t held = 0;
+    int rc = parse_change(ws, buf, len, &x);
+    if (!rc)
+        rc = held_seq(ws, x.authors[0].key, &held);
+    if (!rc && x.changes[0].seq <= held) { /* had it already */
+        xport_free(&x);
+        return KITH_OK;
+    }
+    if (!rc && x.changes[0].seq > held + 1)
+        rc = ws_error(ws, KITH_EMISSING, "change %llu of its author arrived before change %llu",
+                      (unsigned long long)x.changes[0].seq, (unsigned long long)held + 1);
+    if (!rc)
+        rc = ws_docs_load(ws);
+    if (!rc && folder_ahead(ws, &x)) {
+        kith_ws_result scanned;
+        rc = kith_ws_scan(ws, NULL, NULL, &scanned);
+    }
+    if (!rc)
+        rc = merge_xport(ws, &x, cb, ctx, res);
+    if (!rc)
+        ws_change_hash(x.authors[0].key, (int64_t)x.changes[0].seq, res->change);
+    xport_free(&x);
+    return rc;
+}
