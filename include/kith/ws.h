@@ -51,6 +51,11 @@ typedef struct kith_ws kith_ws;
 KITH_API KITH_NODISCARD int kith_ws_init(const char *dir, const char *name,
                                          kith_ws **out /* OUT */);
 
+/* As kith_ws_init, for a new replica of an existing workspace: its id is
+ * @wsid (32 hex digits), given by an invitation. */
+KITH_API KITH_NODISCARD int kith_ws_init_as(const char *dir, const char *name, const char *wsid,
+                                            kith_ws **out /* OUT */);
+
 /* Opens the workspace that holds @dir (NULL: the current folder), searching
  * upwards for .kith/. KITH_ENOTFOUND when there is none; KITH_EVERSION when
  * the store was written by a newer kith (an older one is migrated). */
@@ -69,6 +74,21 @@ KITH_API const char *kith_ws_root(const kith_ws *ws);
 KITH_API const char *kith_ws_device(const kith_ws *ws);
 KITH_API const char *kith_ws_user(const kith_ws *ws);
 KITH_API const char *kith_ws_id(const kith_ws *ws);
+
+/* This device's Ed25519 key pair (libsodium layout: @sk is 64 bytes, its
+ * second half the public key). Keep @sk secret; wipe it after use. */
+KITH_API KITH_NODISCARD int kith_ws_device_keys(kith_ws *ws, uint8_t pk[32] /* OUT */,
+                                                uint8_t sk[64] /* OUT */);
+
+/* The workspace key of the newest epoch this device holds
+ * (.kith/workspace-key), and its epoch number. */
+KITH_API KITH_NODISCARD int kith_ws_workspace_key(kith_ws *ws, uint32_t *epoch /* OUT */,
+                                                  uint8_t key[32] /* OUT */);
+
+/* Replaces the workspace key with @key of @epoch (a device that joined, or
+ * a key rotated after a member left), atomically, mode 0600. */
+KITH_API KITH_NODISCARD int kith_ws_set_workspace_key(kith_ws *ws, uint32_t epoch,
+                                                      const uint8_t key[32]);
 
 /* How long a call waits for another process's lock before KITH_EBUSY
  * (default 10 s). */

@@ -1019,23 +1019,11 @@ int kith_ws_join(const char *dir, const char *name, const uint8_t *buf, size_t l
 {
     rbuf r = {buf, len, sizeof magic, false};
     char *wsid = len > sizeof magic && !memcmp(buf, magic, sizeof magic) ? rb_str(&r, 64) : NULL;
-    int rc = kith_ws_init(dir, name, out);
-    kith_ws *ws = *out;
-    uint8_t idbytes[16];
-    if (!rc && (!wsid || strlen(wsid) != 32 || ws_unhex(idbytes, wsid, 16)))
-        rc = ws_error(ws, KITH_ECORRUPT, "not a kith workspace export");
-    if (!rc && !(rc = ws_begin(ws))) {
-        rc = ws_meta_set(ws, "workspace", wsid);
-        rc = rc ? rc : ws_commit_tx(ws);
-        if (rc)
-            ws_rollback(ws);
-        else
-            snprintf(ws->wsid, sizeof ws->wsid, "%s", wsid);
-    }
+    int rc = kith_ws_init_as(dir, name, wsid ? wsid : "-", out);
     kith_free(wsid);
     if (!rc) {
         kith_ws_result res;
-        rc = kith_ws_import(ws, buf, len, NULL, NULL, &res);
+        rc = kith_ws_import(*out, buf, len, NULL, NULL, &res);
     }
     return rc;
 }

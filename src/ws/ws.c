@@ -329,7 +329,7 @@ static int write_keys(kith_ws *ws, const char *tmp, const char *name)
     return rc;
 }
 
-static int fill_store(kith_ws *ws, const char *tmp)
+static int fill_store(kith_ws *ws, const char *tmp, const char *wsid)
 {
     char path[PATH_MAX + 64];
     if (snprintf(path, sizeof path, "%s/store.db", tmp) >= (int)sizeof path)
@@ -341,6 +341,8 @@ static int fill_store(kith_ws *ws, const char *tmp)
     char hex[33], now[32];
     randombytes_buf(id, sizeof id);
     ws_hex(hex, id, sizeof id);
+    if (wsid)
+        snprintf(hex, sizeof hex, "%s", wsid);
     snprintf(now, sizeof now, "%lld", (long long)ws_now_ms());
     if ((rc = ws_begin(ws)))
         return rc;
@@ -373,11 +375,14 @@ static void remove_tree(const char *dir)
     rmdir(dir);
 }
 
-int kith_ws_init(const char *dir, const char *name, kith_ws **out)
+static int init_common(const char *dir, const char *name, const char *wsid, kith_ws **out)
 {
     kith_ws *ws = *out = ws_alloc();
     if (!ws)
         return KITH_ENOMEM;
+    uint8_t idbytes[16];
+    if (wsid && (strlen(wsid) != 32 || ws_unhex(idbytes, wsid, 16)))
+        return ws_error(ws, KITH_EINVAL, "a workspace id is 32 hex digits, not '%s'", wsid);
     const char *target = dir ? dir : ".";
     int rc = make_dirs(ws, target);
     if (rc)
@@ -407,7 +412,7 @@ int kith_ws_init(const char *dir, const char *name, kith_ws **out)
         if (!rc)
             rc = write_keys(ws, tmp, user);
         if (!rc)
-            rc = fill_store(ws, tmp);
+            rc = fill_store(ws, tmp, wsid);
         if (!rc && rename(tmp, final))
             rc = ws_error(ws, errno == EEXIST || errno == ENOTEMPTY ? KITH_EEXIST : KITH_EIO,
                           "%s: %s", final, strerror(errno));
@@ -428,6 +433,16 @@ int kith_ws_init(const char *dir, const char *name, kith_ws **out)
     if ((rc = ws_store_open(ws, path)))
         return rc;
     return load_identity(ws);
+}
+
+int kith_ws_init(const char *dir, const char *name, kith_ws **out)
+{
+    return init_common(dir, name, NULL, out);
+}
+
+int kith_ws_init_as(const char *dir, const char *name, const char *wsid, kith_ws **out)
+{
+    return init_common(dir, name, wsid, out);
 }
 
 void kith_ws_close(kith_ws *ws)
@@ -677,4 +692,60 @@ int ws_blob_get(kith_ws *ws, const uint8_t hash[32], char **out, size_t *len)
 bool ws_looks_text(const char *p, size_t len)
 {
     return memchr(p, 0, len < 8000 ? len : 8000) == NULL;
+}
+
+/* ---- keys ------------------------------------------------------------------------ */
+
+int kith_ws_device_keys(kith_ws *ws, uint8_t pk[32], uint8_t sk[64])
+{
+    char path[PATH_MAX + 64], buf[512];
+    snprintf(path, sizeof path, "%s/identity", ws->kithdir);
+    int rc = read_small(ws, path, buf, sizeof buf);
+    if (rc)
+        return rc;
+    /* "ed25519 <64 hex public> <128 hex secret>" */
+    if (strncmp(buf, "ed25519 ", 8) || strlen(buf) < 8 + 64 + 1 + 128 || buf[72] != ' ' ||
+        ws_unhex(pk, buf + 8, 32) || ws_unhex(sk, buf + 73, 64) || memcmp(sk + 32, pk, 32))
+        rc = ws_error(ws, KITH_ECORRUPT, "%s: not a kith identity file", path);
+    sodium_memzero(buf, sizeof buf);
+    return rc;
+}
+
+int kith_ws_workspace_key(kith_ws *ws, uint32_t *epoch, uint8_t key[32])
+{
+    char path[PATH_MAX + 64], buf[256];
+    snprintf(path, sizeof path, "%s/workspace-key", ws->kithdir);
+    int rc = read_small(ws, path, buf, sizeof buf);
+    if (rc)
+        return rc;
+    unsigned long e = 0;
+    int used = 0;
+    if (sscanf(buf, "xchacha20poly1305 epoch %lu %n", &e, &used) != 1 || !used ||
+        e > UINT32_MAX || strlen(buf + used) < 64 || ws_unhex(key, buf + used, 32))
+        rc = ws_error(ws, KITH_ECORRUPT, "%s: not a kith workspace key file", path);
+    *epoch = (uint32_t)e;
+    sodium_memzero(buf, sizeof buf);
+    return rc;
+}
+
+int kith_ws_set_workspace_key(kith_ws *ws, uint32_t epoch, const uint8_t key[32])
+{
+    char tmpname[64], final[PATH_MAX + 64], tmp[PATH_MAX + 128], line[256], hex[65];
+    uint8_t r[6];
+    char rh[13];
+    randombytes_buf(r, sizeof r);
+    ws_hex(rh, r, sizeof r);
+    snprintf(tmpname, sizeof tmpname, "workspace-key.%s", rh);
+    snprintf(tmp, sizeof tmp, "%s/%s", ws->kithdir, tmpname);
+    snprintf(final, sizeof final, "%s/workspace-key", ws->kithdir);
+    ws_hex(hex, key, 32);
+    snprintf(line, sizeof line, "xchacha20poly1305 epoch %lu %s\n", (unsigned long)epoch, hex);
+    int rc = write_private(ws, ws->kithdir, tmpname, line);
+    sodium_memzero(line, sizeof line);
+    sodium_memzero(hex, sizeof hex);
+    if (!rc && rename(tmp, final))
+        rc = ws_error(ws, KITH_EIO, "%s: %s", final, strerror(errno));
+    if (rc)
+        unlink(tmp);
+    return rc;
 }

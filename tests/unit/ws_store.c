@@ -5,6 +5,7 @@
  * healthy store, and opening a folder that is no workspace says so.
  */
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kith/kith.h"
@@ -56,6 +57,39 @@ TT_TEST(not_a_workspace)
     kith_ws_close(ws);
 }
 
+TT_TEST(keys_and_init_as)
+{
+    kith_ws *ws = NULL;
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/keys", root);
+    TT_OK(kith_ws_init_as(dir, "Kim", "00112233445566778899aabbccddeeff", &ws));
+    TT_STREQ(kith_ws_id(ws), "00112233445566778899aabbccddeeff");
+    uint8_t pk[32], sk[64], key[32], key2[32];
+    char hex[65];
+    TT_OK(kith_ws_device_keys(ws, pk, sk));
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", pk[i]);
+    TT_STREQ(hex, kith_ws_device(ws));
+    uint32_t epoch = 9;
+    TT_OK(kith_ws_workspace_key(ws, &epoch, key));
+    TT_EQ(epoch, 0);
+    memset(key2, 0xab, sizeof key2);
+    TT_OK(kith_ws_set_workspace_key(ws, 3, key2));
+    TT_OK(kith_ws_workspace_key(ws, &epoch, key));
+    TT_EQ(epoch, 3);
+    TT_ASSERT(!memcmp(key, key2, 32));
+    char path[400];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/.kith/workspace-key", dir);
+    TT_EQ(stat(path, &st), 0);
+    TT_EQ(st.st_mode & 0777, 0600);
+    kith_ws_close(ws);
+    ws = NULL;
+    snprintf(dir, sizeof dir, "%s/badid", root);
+    TT_EQ(kith_ws_init_as(dir, "Kim", "nothex", &ws), KITH_EINVAL);
+    kith_ws_close(ws);
+}
+
 static void cleanup(void)
 {
     char cmd[300];
@@ -73,4 +107,5 @@ static void setup(void)
     atexit(cleanup);
 }
 
-TT_MAIN(TT_CASE(busy_lock_times_out_clearly), TT_CASE(not_a_workspace))
+TT_MAIN(TT_CASE(busy_lock_times_out_clearly), TT_CASE(not_a_workspace),
+        TT_CASE(keys_and_init_as))
