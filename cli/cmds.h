@@ -9,8 +9,6 @@
 
 int cmd_bench(int argc, char **argv);
 int cmd_ai(int argc, char **argv);
-/* `kith hub` (cmd_hub.c): the sync server. */
-int cmd_hub(int argc, char **argv);
 /* `kith ai tokenize`, called by cmd_ai (argv[0] is "tokenize"). */
 int cmd_ai_tokenize(int argc, char **argv);
 /* `kith ai pull` (cmd_ai_pull.c), called by cmd_ai. */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -23,6 +24,33 @@ static int cmd_version(int argc, char **argv)
     return 0;
 }
 
+/*
+ * The network verbs live in kith-net, beside this binary (as git keeps
+ * git-remote-https apart): TLS and WebSocket libraries take milliseconds to
+ * load, which every local command would otherwise pay.
+ */
+static int cmd_net(int argc, char **argv)
+{
+    char self[4096], path[4200];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return cli_error("cannot find this program's folder: %s", strerror(errno)), 1;
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    *slash = 0;
+    snprintf(path, sizeof path, "%s/kith-net", self);
+    char **args = calloc((size_t)argc + 2, sizeof *args);
+    if (!args)
+        return cli_error("out of memory"), 1;
+    args[0] = path;
+    for (int i = 0; i < argc; i++)
+        args[i + 1] = argv[i];
+    execv(path, args);
+    cli_error("cannot run %s: %s (it is installed beside kith)", path, strerror(errno));
+    free(args);
+    return 1;
+}
+
 static const struct verb verbs[] = {
     {"init", cmd_init, "make a folder a workspace"},
     {"status", cmd_status, "record the folder's changes and show them"},
@@ -35,20 +63,9 @@ static const struct verb verbs[] = {
     {"check", cmd_check, "verify the store's integrity and history"},
     {"bench", cmd_bench, "measure the CRDT on editing traces (kith bench trace FILE...)"},
     {"ai", cmd_ai, "on-device language model: run, tokenize, info, bench, quantize"},
-    {"hub", cmd_hub, "serve end-to-end encrypted sync (kith hub --listen ADDR:PORT --data DIR)"},
+    {"hub", cmd_net, "serve end-to-end encrypted sync (kith hub --listen ADDR:PORT --data DIR)"},
     {"version", cmd_version, "print the version"},
 };
-
-int cli_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("kith: error: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return 1;
-}
 
 static void usage(FILE *f)
 {

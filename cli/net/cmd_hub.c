@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cmds.h"
+#include "cli/net/net.h"
 #include "kith/kith.h"
 #include "kith/sync.h"
 
