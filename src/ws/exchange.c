@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sodium.h>
+#include <zstd.h>
 #include <unistd.h>
 
 #include "ws/ws_int.h"
@@ -232,12 +233,34 @@ static int export_blobs(kith_ws *ws, wbuf *w)
     return rc ? rc : body.err ? body.err : w->err;
 }
 
+/* Compresses the body of an export (everything after the workspace id) into
+ * a version-1 export: the id stays readable (kith_ws_join needs it first). */
+static int compress_export(const wbuf *plain, size_t body_off, wbuf *out)
+{
+    size_t raw = plain->n - body_off;
+    size_t bound = ZSTD_compressBound(raw);
+    uint8_t *z = kith_malloc(bound ? bound : 1);
+    if (!z)
+        return KITH_ENOMEM;
+    size_t zn = ZSTD_compress(z, bound, plain->p + body_off, raw, 9);
+    if (ZSTD_isError(zn)) {
+        kith_free(z);
+        return KITH_ENOMEM;
+    }
+    wb_bytes(out, plain->p, body_off);
+    out->p[7] = 1;
+    wb_var(out, raw);
+    wb_bytes(out, z, zn);
+    kith_free(z);
+    return out->err;
+}
+
 int kith_ws_export(kith_ws *ws, uint8_t **out, size_t *len)
 {
     *out = NULL;
     *len = 0;
     ws->err[0] = 0;
-    wbuf w = {0};
+    wbuf w = {0}, packed = {0};
     int64_t *ids = NULL;
     size_t nids = 0;
     /* A read transaction: one consistent snapshot of the store. */
@@ -249,6 +272,7 @@ int kith_ws_export(kith_ws *ws, uint8_t **out, size_t *len)
     rc = ws_docs_load(ws);
     wb_bytes(&w, magic, sizeof magic);
     wb_str(&w, ws->wsid);
+    size_t body_off = w.n;
     if (!rc)
         rc = export_authors(ws, &w, &ids, &nids);
     if (!rc)
@@ -259,18 +283,21 @@ int kith_ws_export(kith_ws *ws, uint8_t **out, size_t *len)
         rc = export_blobs(ws, &w);
     ws_rollback(ws);
     kith_free(ids);
+    if (!rc)
+        rc = w.err ? w.err : compress_export(&w, body_off, &packed);
+    kith_free(w.p);
     if (!rc) {
         uint8_t sum[16];
-        crypto_generichash(sum, sizeof sum, w.p, w.n, NULL, 0);
-        wb_bytes(&w, sum, sizeof sum);
-        rc = w.err;
+        crypto_generichash(sum, sizeof sum, packed.p, packed.n, NULL, 0);
+        wb_bytes(&packed, sum, sizeof sum);
+        rc = packed.err;
     }
     if (rc) {
-        kith_free(w.p);
+        kith_free(packed.p);
         return rc;
     }
-    *out = w.p;
-    *len = w.n;
+    *out = packed.p;
+    *len = packed.n;
     return KITH_OK;
 }
 
@@ -400,6 +427,7 @@ typedef struct x_blob {
 } x_blob;
 
 typedef struct xport {
+    uint8_t *owned; /* a decompressed body the pointers below point into */
     x_author *authors;
     size_t nauthors;
     x_change *changes;
@@ -432,6 +460,7 @@ static void xport_free(xport *x)
     kith_free(x->changes);
     kith_free(x->docs);
     kith_free(x->blobs);
+    kith_free(x->owned);
 }
 
 /* Allocates @n zeroed elements, refusing counts the input cannot hold. */
@@ -525,7 +554,7 @@ static int parse(kith_ws *ws, const uint8_t *buf, size_t len, xport *x)
     memset(x, 0, sizeof *x);
     if (len < sizeof magic + 16 || memcmp(buf, magic, 7))
         return ws_error(ws, KITH_ECORRUPT, "not a kith workspace export");
-    if (buf[7] != 0)
+    if (buf[7] > 1)
         return ws_error(ws, KITH_EVERSION, "workspace export of an unknown version %d", buf[7]);
     uint8_t sum[16];
     crypto_generichash(sum, sizeof sum, buf, len - 16, NULL, 0);
@@ -538,6 +567,19 @@ static int parse(kith_ws *ws, const uint8_t *buf, size_t len, xport *x)
         return ws_error(ws, KITH_EINVAL, "the export is of another workspace");
     }
     kith_free(wsid);
+    if (buf[7] == 1) { /* version 1: the rest is one zstd frame */
+        uint64_t raw = rb_var(&r, (uint64_t)1 << 32);
+        const uint8_t *z = r.err ? NULL : r.p + r.off;
+        size_t zn = r.n - r.off;
+        if (!z || ZSTD_getFrameContentSize(z, zn) != raw)
+            return ws_error(ws, KITH_ECORRUPT, "workspace export: malformed compressed body");
+        if (!(x->owned = kith_malloc(raw ? (size_t)raw : 1)))
+            return KITH_ENOMEM;
+        size_t got = ZSTD_decompress(x->owned, (size_t)raw, z, zn);
+        if (ZSTD_isError(got) || got != raw)
+            return ws_error(ws, KITH_ECORRUPT, "workspace export: malformed compressed body");
+        r = (rbuf){x->owned, (size_t)raw, 0, false};
+    }
     x->nauthors = (size_t)rb_var(&r, UINT32_MAX);
     if ((x->authors = rb_array(&r, x->nauthors, sizeof *x->authors, 33))) {
         for (size_t i = 0; i < x->nauthors && !r.err; i++) {
@@ -1018,8 +1060,11 @@ int kith_ws_import(kith_ws *ws, const uint8_t *buf, size_t len, kith_ws_file_cb 
 int kith_ws_join(const char *dir, const char *name, const uint8_t *buf, size_t len, kith_ws **out)
 {
     rbuf r = {buf, len, sizeof magic, false};
-    char *wsid = len > sizeof magic && !memcmp(buf, magic, sizeof magic) ? rb_str(&r, 64) : NULL;
+    bool ours = len > sizeof magic && !memcmp(buf, magic, 7) && buf[7] <= 1;
+    char *wsid = ours ? rb_str(&r, 64) : NULL;
     int rc = kith_ws_init_as(dir, name, wsid ? wsid : "-", out);
+    if (!wsid && *out)
+        rc = ws_error(*out, KITH_ECORRUPT, "not a kith workspace export");
     kith_free(wsid);
     if (!rc) {
         kith_ws_result res;

@@ -1,0 +1,111 @@
+/*
+ * kith replica: a workspace (kith_ws) joined to its team through sync
+ * (kith_sync): remotes (hubs), membership, keys, and the exchange of change
+ * blobs. Local changes leave the device as kith_ws_changes_since payloads,
+ * sealed with the workspace key and signed by this device (kith_blob_seal);
+ * received blobs are opened and applied with kith_ws_apply_change, in order,
+ * holding back those whose parents have not arrived (KITH_EMISSING).
+ *
+ * State that is not the workspace's own lives in .kith/sync.db (SQLite:
+ * remotes, the membership chain, key epochs, blobs received from others
+ * that a LAN peer may still need) and .kith/sync-state.json (what
+ * `kith status` prints: online or not, per remote the last sync and the
+ * changes waiting to be pushed), written atomically after each exchange.
+ *
+ * Threads: one thread at a time, like kith_ws. Live mode runs on the
+ * caller's libuv loop.
+ */
+#ifndef KITH_REPLICA_H
+#define KITH_REPLICA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kith/err.h"
+#include "kith/ws.h"
+
+typedef struct kith_replica kith_replica;
+
+typedef struct kith_replica_report {
+    size_t pushed;  /* changes sent */
+    size_t pulled;  /* changes received and applied */
+    size_t files;   /* files written in the folder */
+    size_t remotes_ok, remotes_failed;
+    size_t bytes_sent, bytes_received; /* on the wire, framing included */
+} kith_replica_report;
+
+/* Attaches @ws (borrowed; it must outlive the replica) to its sync state,
+ * creating .kith/sync.db if missing. Caller frees with kith_replica_close. */
+KITH_API KITH_NODISCARD int kith_replica_open(kith_ws *ws, kith_replica **out /* OUT */);
+KITH_API void kith_replica_close(kith_replica *r);
+KITH_API const char *kith_replica_errmsg(const kith_replica *r);
+
+/* Adds a hub (wss://HOST:PORT) pinned by @fingerprint ("SHA256:<hex>", or
+ * NULL to verify with the system's CAs). The workspace's owner registers it
+ * there (membership genesis, wrapped keys) on the first add. */
+KITH_API KITH_NODISCARD int kith_replica_remote_add(kith_replica *r, const char *url,
+                                                    const char *fingerprint);
+
+typedef struct kith_replica_remote {
+    const char *url;
+    const char *fingerprint;
+    int64_t last_sync_ms; /* 0: never */
+    const char *last_error; /* NULL when the last try worked */
+} kith_replica_remote;
+
+KITH_API KITH_NODISCARD int kith_replica_remotes(kith_replica *r,
+                                                 int (*cb)(const kith_replica_remote *rm,
+                                                           void *ctx),
+                                                 void *ctx);
+
+/* One exchange with every remote (and LAN peer found within the timeout):
+ * push what they lack, pull what this device lacks, apply, write files.
+ * Returns KITH_OK when at least one remote answered, or there are none. */
+KITH_API KITH_NODISCARD int kith_replica_sync(kith_replica *r, int timeout_ms,
+                                              kith_replica_report *rep /* OUT */);
+
+/* Membership. Roles are kith_sync's (owner, admin, writer, reader). */
+KITH_API KITH_NODISCARD int kith_replica_invite(kith_replica *r, int role, int64_t expires_ms,
+                                                char **link /* OUT, kith_free */);
+KITH_API KITH_NODISCARD int kith_replica_join(const char *link, const char *dir, const char *name,
+                                              kith_ws **ws /* OUT */,
+                                              kith_replica_report *rep /* OUT */);
+
+typedef struct kith_replica_member {
+    const char *name;
+    const char *device; /* hex public key */
+    int role;
+    int removed;
+} kith_replica_member;
+
+KITH_API KITH_NODISCARD int kith_replica_members(kith_replica *r,
+                                                 int (*cb)(const kith_replica_member *m,
+                                                           void *ctx),
+                                                 void *ctx);
+/* Removes a member (by name or a prefix of its device id): signs the
+ * removal, rotates the workspace key for new changes, tells the hubs. */
+KITH_API KITH_NODISCARD int kith_replica_remove(kith_replica *r, const char *who);
+
+/* ---- live mode (kith daemon) ------------------------------------------------------- */
+
+/* Connects every remote on @uv_loop (a uv_loop_t *) and keeps the
+ * connections live: remote changes are applied as they arrive, and a lost
+ * connection is retried with exponential backoff and jitter. */
+KITH_API KITH_NODISCARD int kith_replica_attach(kith_replica *r, void *uv_loop);
+/* A scan recorded changes: push them now. */
+KITH_API void kith_replica_local_changed(kith_replica *r);
+/* The network changed (an address came up): retry offline remotes now. */
+KITH_API void kith_replica_network_changed(kith_replica *r);
+/* Closes the live connections (the loop then runs out of their handles). */
+KITH_API void kith_replica_detach(kith_replica *r);
+
+/* ---- bundles (no network at all) ---------------------------------------------------- */
+
+/* Writes the changes a device at @vv (NULL: nothing held) lacks into one
+ * file, sealed and signed like blobs on the wire. */
+KITH_API KITH_NODISCARD int kith_replica_bundle_create(kith_replica *r, const char *path,
+                                                       const kith_ws_vv_entry *vv, size_t n);
+KITH_API KITH_NODISCARD int kith_replica_bundle_apply(kith_replica *r, const char *path,
+                                                      kith_replica_report *rep /* OUT */);
+
+#endif
