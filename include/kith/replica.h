@@ -108,4 +108,36 @@ KITH_API KITH_NODISCARD int kith_replica_bundle_create(kith_replica *r, const ch
 KITH_API KITH_NODISCARD int kith_replica_bundle_apply(kith_replica *r, const char *path,
                                                       kith_replica_report *rep /* OUT */);
 
+/* ---- LAN (kith daemon; src/replica/lan.c, docs/PROTOCOL.md "LAN") ---------------------- */
+
+/*
+ * Discovery of the workspace's other devices on the local network: UDP
+ * multicast beacons that name no workspace (a tag that rotates every 10
+ * minutes, derived from the workspace key) and carry, encrypted with a key
+ * derived from the workspace key, the device id and where it listens.
+ * Found peers are logged and handed to the replica as they appear.
+ */
+typedef struct kith_lan kith_lan;
+
+#define KITH_LAN_PORT_DEFAULT  47471
+#define KITH_LAN_GROUP_DEFAULT "239.255.75.73"
+
+typedef struct kith_lan_opts {
+    size_t size;       /* sizeof(kith_lan_opts) */
+    int port;          /* UDP port of the beacons; 0: KITH_LAN_PORT_DEFAULT */
+    const char *group; /* IPv4 multicast group; NULL: KITH_LAN_GROUP_DEFAULT */
+    int interval_ms;   /* between beacons; 0: 5000 (jittered by +-20%) */
+} kith_lan_opts;
+
+/* Starts beacons and listening on @uv_loop (a uv_loop_t *). @r may be NULL
+ * (discovery only). The handle is the caller's (kith_lan_stop). */
+KITH_API KITH_NODISCARD int kith_lan_start(kith_replica *r, kith_ws *ws, void *uv_loop,
+                                           const kith_lan_opts *opts, kith_lan **out /* OUT */);
+/* Interfaces changed: join the group on new ones and announce at once. */
+KITH_API void kith_lan_network_changed(kith_lan *lan);
+/* Peers heard from within the last three beacon intervals. */
+KITH_API size_t kith_lan_peers(const kith_lan *lan);
+/* Closes the sockets and timers (freed once the loop has closed them). Accepts NULL. */
+KITH_API void kith_lan_stop(kith_lan *lan);
+
 #endif

@@ -34,6 +34,14 @@ static void import_part(kith_ws *ws, const uint8_t *data, size_t size)
     if (!buf)
         return;
     memcpy(buf, "KITHWX1\0", 8);
+    /* A body starting with 'Z' is taken as version 1 (a size, then a zstd
+     * frame), so the decompression path is fuzzed too. */
+    if (size && data[0] == 'Z') {
+        buf[7] = 1;
+        data++;
+        size--;
+        n--;
+    }
     buf[8] = 32;
     memcpy(buf + 9, id, 32);
     if (size)

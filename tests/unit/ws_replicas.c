@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "kith/kith.h"
 #include "tt.h"
@@ -286,6 +287,31 @@ TT_TEST(programmatic_edit_has_via)
     kith_ws_close(a);
 }
 
+/* A version-1 (compressed) export as version 0, checksum included. */
+static uint8_t *unpack_export(const uint8_t *buf, size_t len, size_t *out_len)
+{
+    /* magic (8), str id (1 + 32), varint raw size, zstd frame, checksum */
+    size_t off = 8 + 1 + 32;
+    uint64_t raw = 0;
+    int shift = 0;
+    while (off < len) {
+        raw |= (uint64_t)(buf[off] & 0x7f) << shift;
+        shift += 7;
+        if (!(buf[off++] & 0x80))
+            break;
+    }
+    uint8_t *out = malloc(41 + raw + 16);
+    memcpy(out, buf, 41);
+    out[7] = 0;
+    if (ZSTD_decompress(out + 41, raw, buf + off, len - 16 - off) != raw) {
+        free(out);
+        return NULL;
+    }
+    *out_len = 41 + raw + 16;
+    crypto_generichash(out + 41 + raw, 16, out, 41 + raw, NULL, 0);
+    return out;
+}
+
 TT_TEST(bad_exports_change_nothing)
 {
     kith_ws *a = make("a5", "Alice");
@@ -312,18 +338,20 @@ TT_TEST(bad_exports_change_nothing)
     char *t = get(kith_ws_root(b), "a.md");
     TT_STREQ(t, "safe\n");
     free(t);
-    /* A path that climbs out of the folder, with a valid checksum. */
-    uint8_t *evil = malloc(len);
-    memcpy(evil, buf, len);
+    /* A path that climbs out of the folder, with a valid checksum: the
+     * export unpacked to version 0 (docs/FORMAT.md), edited, resealed. */
+    size_t evil_len = 0;
+    uint8_t *evil = unpack_export(buf, len, &evil_len);
+    TT_ASSERT(evil);
     int replaced = 0;
-    for (size_t i = 0; i + 4 <= len; i++)
+    for (size_t i = 0; i + 4 <= evil_len; i++)
         if (!memcmp(evil + i, "a.md", 4)) {
             memcpy(evil + i, "../x", 4);
             replaced++;
         }
     TT_ASSERT(replaced > 0);
-    crypto_generichash(evil + len - 16, 16, evil, len - 16, NULL, 0);
-    TT_EQ(kith_ws_import(b, evil, len, NULL, NULL, &r), KITH_ECORRUPT);
+    crypto_generichash(evil + evil_len - 16, 16, evil, evil_len - 16, NULL, 0);
+    TT_EQ(kith_ws_import(b, evil, evil_len, NULL, NULL, &r), KITH_ECORRUPT);
     free(evil);
     char escaped[400];
     snprintf(escaped, sizeof escaped, "%s/x", root);
