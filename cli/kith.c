@@ -64,6 +64,7 @@ static const struct verb verbs[] = {
     {"bench", cmd_bench, "measure the CRDT on editing traces (kith bench trace FILE...)"},
     {"ai", cmd_ai, "on-device language model: run, tokenize, info, bench, quantize"},
     {"hub", cmd_net, "serve end-to-end encrypted sync (kith hub --listen ADDR:PORT --data DIR)"},
+    {"daemon", cmd_net, "sync the folder in the background (kith daemon [--detach] | stop)"},
     {"version", cmd_version, "print the version"},
 };
 

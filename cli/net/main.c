@@ -18,6 +18,7 @@ struct verb {
 
 static const struct verb verbs[] = {
     {"hub", cmd_hub},
+    {"daemon", cmd_daemon},
 };
 
 int main(int argc, char **argv)

@@ -7,5 +7,6 @@
 #define KITH_CLI_NET_H
 
 int cmd_hub(int argc, char **argv);
+int cmd_daemon(int argc, char **argv);
 
 #endif
