@@ -256,10 +256,6 @@ static int start(struct daemon *d, const struct daemon_opts *o)
         dlog(KITH_LOG_ERROR, "cannot install signal handlers");
         return -1;
     }
-    /* Edits made while no daemon ran are recorded (and pushed) now. */
-    scan_now(d);
-    dlog(KITH_LOG_INFO, "daemon started in %s: %zu folder%s watched", root,
-         dwatch_count(d->watch), dwatch_count(d->watch) == 1 ? "" : "s");
     return 0;
 }
 
@@ -309,6 +305,10 @@ static int run(struct daemon *d, const struct daemon_opts *o, int ready_fd, int 
         dup2(log_fd, STDERR_FILENO);
         close(log_fd);
     }
+    dlog(KITH_LOG_INFO, "daemon started in %s: %zu folder%s watched", kith_ws_root(d->ws),
+         dwatch_count(d->watch), dwatch_count(d->watch) == 1 ? "" : "s");
+    /* Edits made while no daemon ran are recorded (and pushed) now. */
+    scan_now(d);
     if (ready_fd >= 0) {
         ssize_t w = write(ready_fd, "R", 1);
         (void)w; /* a parent that went away does not stop the daemon */

@@ -182,7 +182,35 @@ static void new_uuid(kith_ws *ws, const char *path, uint8_t out[16])
         randombytes_buf(out, 16);
 }
 
-/* A missing document that @f is a move of: same inode, or same content. */
+/* Whether @data is close enough to @d's recorded text to be the same
+ * document: file systems reuse a deleted file's inode for the next new
+ * one, so an inode alone does not make a move. Binary files: the inode. */
+static bool similar(kith_ws *ws, ws_doc *d, const char *data, size_t len)
+{
+    kith_doc *doc = NULL;
+    char *text = NULL;
+    size_t tlen = 0, n = 0;
+    kith_patch *p = NULL;
+    if (d->kind != WS_TEXT || kith_utf8_count(data, len) < 0)
+        return true;
+    if (ws_doc_crdt(ws, d, &doc) || kith_doc_text(doc, &text, &tlen))
+        return false;
+    bool same = false;
+    if (!ws_text_diff(text, tlen, data, len, &p, &n)) {
+        size_t del = 0, kept;
+        for (size_t i = 0; i < n; i++)
+            del += p[i].del;
+        long cps = kith_utf8_count(text, tlen);
+        kept = cps > 0 && (size_t)cps > del ? (size_t)cps - del : 0;
+        same = tlen == 0 || kept * 2 >= (size_t)cps; /* half the old text is still there */
+    }
+    kith_free(p);
+    kith_free(text);
+    return same;
+}
+
+/* A missing document that @f is a move of: same inode (and similar text),
+ * or same content. */
 static ws_doc *find_moved(walk *w, const found *f, const char *data, size_t len)
 {
     kith_ws *ws = w->ws;
@@ -190,7 +218,8 @@ static ws_doc *find_moved(walk *w, const found *f, const char *data, size_t len)
         ws_doc *d = ws->docs[i];
         if (d->deleted || d->seen)
             continue;
-        if (d->ino == (int64_t)f->st.st_ino && d->dev == (int64_t)f->st.st_dev && d->ino)
+        if (d->ino == (int64_t)f->st.st_ino && d->dev == (int64_t)f->st.st_dev && d->ino &&
+            similar(ws, d, data, len))
             return d;
     }
     for (size_t i = 0; i < ws->ndocs; i++) {

@@ -85,6 +85,16 @@ cp c.md d.md && rm c.md
 check "rename by content" "$KITH" status
 has "content rename" "renamed +c\.md -> d\.md" "$tmp/out"
 
+# A new file that reuses a deleted file's inode is no move when its text
+# is unrelated.
+printf 'completely different words here\n' >d2.md
+check "add d2" "$KITH" status
+# (mv keeps the inode; the rewrite makes the text unrelated)
+mv d2.md e.md && printf 'nothing in common at all, none\n' >e.md
+check "unrelated rewrite of a moved file" "$KITH" status
+has "unrelated same-inode file is no rename" "added +e\.md" "$tmp/out"
+has "and the old one is deleted" "deleted +d2\.md" "$tmp/out"
+
 # Deletion, then restore --deleted.
 rm d.md
 check "delete" "$KITH" status
