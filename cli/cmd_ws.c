@@ -115,6 +115,42 @@ static void on_file(const kith_ws_file *f, void *vctx)
     fputc('\n', c->out);
 }
 
+/* What the last sync left in .kith/sync-state.json (written by kith-net's
+ * sync and daemon; docs/PROTOCOL.md), or NULL when this device never
+ * synced. */
+static json_t *sync_state(kith_ws *ws)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/.kith/sync-state.json", kith_ws_root(ws));
+    return json_load_file(path, 0, NULL);
+}
+
+static void print_sync(json_t *st, int color)
+{
+    json_t *remotes = json_object_get(st, "remotes");
+    int online = json_is_true(json_object_get(st, "online"));
+    long long updated = (long long)json_integer_value(json_object_get(st, "updated_ms"));
+    char when[64];
+    cli_time(when, sizeof when, updated, 0);
+    printf("sync: %s%s%s (as of %s)\n", color ? (online ? "\033[32m" : "\033[33m") : "",
+           online ? "online" : "offline", color ? "\033[0m" : "", when);
+    size_t i;
+    json_t *rm;
+    json_array_foreach(remotes, i, rm)
+    {
+        long long last = (long long)json_integer_value(json_object_get(rm, "last_sync_ms"));
+        const char *err = json_string_value(json_object_get(rm, "last_error"));
+        char at[64] = "never";
+        if (last)
+            cli_time(at, sizeof at, last, 0);
+        printf("  %s  last sync %s, %lld change%s waiting to be pushed%s%s\n",
+               json_string_value(json_object_get(rm, "url")), at,
+               (long long)json_integer_value(json_object_get(rm, "pending")),
+               json_integer_value(json_object_get(rm, "pending")) == 1 ? "" : "s",
+               err ? "; last error: " : "", err ? err : "");
+    }
+}
+
 int cmd_status(int argc, char **argv)
 {
     ws_cli_opts o;
@@ -147,6 +183,8 @@ int cmd_status(int argc, char **argv)
         json_t *j = json_pack("{s:s, s:o, s:o}", "workspace", kith_ws_root(ws), "files", c.files,
                               "warnings", c.warnings);
         json_object_set_new(j, "change", res.change[0] ? json_string(res.change) : json_null());
+        json_t *st = sync_state(ws);
+        json_object_set_new(j, "sync", st ? st : json_null());
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(j);
@@ -157,6 +195,10 @@ int cmd_status(int argc, char **argv)
         else
             printf("nothing changed since the last scan\n");
         fwrite(buf, 1, blen, stdout);
+        json_t *st = sync_state(ws);
+        if (st)
+            print_sync(st, o.color);
+        json_decref(st);
         json_decref(c.files);
         json_decref(c.warnings);
     }

@@ -149,6 +149,16 @@ has "binary modified" "modified +pic\.bin" "$tmp/out"
 check "restore binary" "$KITH" restore pic.bin --at "$first"
 check "binary restored" cmp -s pic.bin "$tmp/pic1"
 
+# status shows what the last sync left (.kith/sync-state.json, written by
+# kith-net).
+printf '{"version":1,"updated_ms":1795798379939,"online":false,"remotes":[{"url":"wss://127.0.0.1:9","last_sync_ms":0,"pending":2,"last_error":"connection refused"}],"pending":2}\n' >.kith/sync-state.json
+check "status with sync state" "$KITH" status
+has "sync offline shown" "^sync: offline" "$tmp/out"
+has "remote shown" "wss://127\.0\.0\.1:9 +last sync never, 2 changes waiting to be pushed; last error: connection refused" "$tmp/out"
+check "status json with sync state" "$KITH" status --json
+has "sync in json" '"online": false' "$tmp/out"
+rm .kith/sync-state.json
+
 # -C and --help on every verb.
 cd "$tmp" || exit 1
 check "-C" "$KITH" -C "$w" log -n 1
