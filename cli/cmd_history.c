@@ -62,10 +62,10 @@ static int log_change(const kith_ws_change *c, void *vctx)
         json_t *paths = json_array();
         for (size_t i = 0; i < c->npaths; i++)
             json_array_append_new(paths, json_string(c->paths[i]));
-        json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:s, s:o, s:I, s:I}", "id", c->id, "time",
-                              when, "time_ms", (json_int_t)c->time_ms, "author", c->author,
-                              "device", c->device, "paths", paths, "inserted",
-                              (json_int_t)c->inserted, "deleted", (json_int_t)c->deleted);
+        json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:s, s:o, s:I, s:I}", "id", c->id, "time", when,
+                              "time_ms", (json_int_t)c->time_ms, "author", c->author, "device",
+                              c->device, "paths", paths, "inserted", (json_int_t)c->inserted,
+                              "deleted", (json_int_t)c->deleted);
         json_object_set_new(j, "via", c->via ? json_string(c->via) : json_null());
         json_array_append_new(x->o->acc, j);
         return 0;
@@ -182,17 +182,17 @@ static int blame_line(const kith_ws_blame_line *l, void *vctx)
     char when[32];
     if (o->json) {
         cli_time(when, sizeof when, l->time_ms, 1);
-        json_t *j = json_pack("{s:I, s:s%, s:s, s:s, s:s}", "line", (json_int_t)l->line, "text",
-                              l->text, l->len, "change", l->change, "author", l->author, "time",
-                              when);
+        json_t *j =
+            json_pack("{s:I, s:s%, s:s, s:s, s:s}", "line", (json_int_t)l->line, "text", l->text,
+                      l->len, "change", l->change, "author", l->author, "time", when);
         json_object_set_new(j, "via", l->via ? json_string(l->via) : json_null());
         json_array_append_new(o->acc, j);
         return 0;
     }
     cli_time(when, sizeof when, l->time_ms, 0);
     printf("%s%.10s%s (%-12.12s %s %5zu)%s %.*s\n", o->color ? "\033[33m" : "", l->change,
-           o->color ? "\033[0m" : "", l->author, when, l->line, l->via ? " ai" : "",
-           (int)l->len, l->text);
+           o->color ? "\033[0m" : "", l->author, when, l->line, l->via ? " ai" : "", (int)l->len,
+           l->text);
     return 0;
 }
 
@@ -339,13 +339,13 @@ int cmd_restore(int argc, char **argv)
             path = argv[i];
     }
     if (!path || (!deleted && !at) || (deleted && at))
-        return cli_error("restore: give PATH with --at V, or --deleted PATH\n%s", restore_usage),
-               2;
+        return cli_error("restore: give PATH with --at V, or --deleted PATH\n%s", restore_usage), 2;
     kith_ws *ws = ws_cli_open();
     if (!ws)
         return 1;
     kith_ws_result res;
-    int rc = deleted ? kith_ws_restore_deleted(ws, path, &res) : kith_ws_restore(ws, path, at, &res);
+    int rc =
+        deleted ? kith_ws_restore_deleted(ws, path, &res) : kith_ws_restore(ws, path, at, &res);
     if (rc)
         return ws_cli_fail(ws);
     if (o.json)

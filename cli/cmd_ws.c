@@ -45,9 +45,9 @@ int cmd_init(int argc, char **argv)
     if (kith_ws_init(dir, name, &ws))
         return ws_cli_fail(ws);
     if (o.json) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "root", kith_ws_root(ws), "workspace",
-                              kith_ws_id(ws), "device", kith_ws_device(ws), "user",
-                              kith_ws_user(ws));
+        json_t *j =
+            json_pack("{s:s, s:s, s:s, s:s}", "root", kith_ws_root(ws), "workspace", kith_ws_id(ws),
+                      "device", kith_ws_device(ws), "user", kith_ws_user(ws));
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(j);
@@ -98,7 +98,7 @@ static void on_file(const kith_ws_file *f, void *vctx)
                 c->o->color ? "\033[0m" : "", f->path, f->message);
         return;
     }
-    const char *col = !c->o->color             ? ""
+    const char *col = !c->o->color                 ? ""
                       : f->what == KITH_WS_ADDED   ? "\033[32m"
                       : f->what == KITH_WS_DELETED ? "\033[31m"
                                                    : "\033[36m";
@@ -111,7 +111,8 @@ static void on_file(const kith_ws_file *f, void *vctx)
     if (f->binary)
         fprintf(c->out, "  (binary)");
     else if (f->inserted || f->deleted)
-        fprintf(c->out, "  (+%llu -%llu)", (unsigned long long)f->inserted, (unsigned long long)f->deleted);
+        fprintf(c->out, "  (+%llu -%llu)", (unsigned long long)f->inserted,
+                (unsigned long long)f->deleted);
     fputc('\n', c->out);
 }
 
@@ -221,8 +222,8 @@ static int ls_entry(const kith_ws_entry *e, void *vctx)
     if (o->json) {
         cli_time(when, sizeof when, e->time_ms, 1);
         json_t *j = json_pack("{s:s, s:b, s:I, s:s, s:s, s:s}", "path", e->path, "binary",
-                              e->binary, "size", (json_int_t)e->size, "change", e->change,
-                              "author", e->author, "time", when);
+                              e->binary, "size", (json_int_t)e->size, "change", e->change, "author",
+                              e->author, "time", when);
         json_array_append_new(o->acc, j);
         return 0;
     }

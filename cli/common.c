@@ -94,8 +94,7 @@ int ws_cli_fail(kith_ws *ws)
 
 const char *ws_cli_what(enum kith_ws_what w)
 {
-    static const char *const names[] = {"added", "modified", "deleted",
+    static const char *const names[] = {"added",   "modified", "deleted",
                                         "renamed", "restored", "warning"};
     return (unsigned)w < sizeof names / sizeof names[0] ? names[w] : "?";
 }
-

@@ -39,8 +39,8 @@
 typedef struct kith_ws kith_ws;
 
 #define KITH_WS_TEXT_MAX (4u << 20) /* bytes: larger files are kept whole */
-#define KITH_WS_ID_HEX 32           /* hex digits in a full change id */
-#define KITH_WS_SCHEMA 1            /* store schema version this kith writes */
+#define KITH_WS_ID_HEX   32         /* hex digits in a full change id */
+#define KITH_WS_SCHEMA   1          /* store schema version this kith writes */
 
 /* ---- lifetime ------------------------------------------------------------ */
 
@@ -112,7 +112,7 @@ typedef struct kith_ws_file {
     const char *old_path; /* KITH_WS_RENAMED only */
     uint64_t inserted;    /* code points (text) */
     uint64_t deleted;
-    bool binary; /* kept as whole-file versions */
+    bool binary;         /* kept as whole-file versions */
     const char *message; /* KITH_WS_WARNING: what is wrong and what was done */
 } kith_ws_file;
 
@@ -169,14 +169,13 @@ typedef struct kith_ws_change {
 /* Calls @cb for each change, newest first, that touched @path (NULL: all),
  * at most @limit (0: all). A non-zero return from @cb stops the walk. */
 KITH_API KITH_NODISCARD int kith_ws_log(kith_ws *ws, const char *path, size_t limit,
-                                        int (*cb)(const kith_ws_change *c, void *ctx),
-                                        void *ctx);
+                                        int (*cb)(const kith_ws_change *c, void *ctx), void *ctx);
 
 /* A document as recorded. */
 typedef struct kith_ws_entry {
     const char *path;
     bool binary;
-    uint64_t size; /* bytes */
+    uint64_t size;      /* bytes */
     const char *change; /* last change that touched it */
     const char *author;
     int64_t time_ms;
@@ -189,7 +188,7 @@ KITH_API KITH_NODISCARD int kith_ws_ls(kith_ws *ws, int (*cb)(const kith_ws_entr
 /* One line of blame: the change that last touched the line (the most recent
  * change among those that inserted its characters). */
 typedef struct kith_ws_blame_line {
-    size_t line; /* 1-based */
+    size_t line;      /* 1-based */
     const char *text; /* the line without its newline; not NUL-terminated */
     size_t len;
     const char *change;
@@ -267,11 +266,11 @@ KITH_API KITH_NODISCARD int kith_ws_vv(kith_ws *ws, kith_ws_vv_entry **out /* OU
  * per-file edits, its CRDT operations and its whole-file versions
  * (docs/FORMAT.md, "Change payload"). The payload is borrowed for the call;
  * a non-zero return from @cb stops the walk. */
-KITH_API KITH_NODISCARD int kith_ws_changes_since(
-    kith_ws *ws, const kith_ws_vv_entry *vv, size_t n,
-    int (*cb)(const uint8_t author[32], uint64_t seq, const uint8_t *payload, size_t len,
-              void *ctx),
-    void *ctx);
+KITH_API KITH_NODISCARD int kith_ws_changes_since(kith_ws *ws, const kith_ws_vv_entry *vv, size_t n,
+                                                  int (*cb)(const uint8_t author[32], uint64_t seq,
+                                                            const uint8_t *payload, size_t len,
+                                                            void *ctx),
+                                                  void *ctx);
 
 /* Applies one change payload from another replica and writes the files it
  * changes (atomically). A change held already is a no-op; KITH_EMISSING when

@@ -12,9 +12,9 @@
 
 #include "ws/ws_int.h"
 
-#define COMPACT_DELTAS 1024     /* deltas before a new snapshot (bounds load time) */
+#define COMPACT_DELTAS    1024  /* deltas before a new snapshot (bounds load time) */
 #define COMPACT_MIN_BYTES 16384 /* ... or bytes beyond a quarter of the snapshot */
-#define SNAPSHOT_LEVEL 9       /* zstd: within a few % of 19's size, several times faster */
+#define SNAPSHOT_LEVEL    9     /* zstd: within a few % of 19's size, several times faster */
 
 static uint64_t path_hash(const char *s)
 {
@@ -195,10 +195,11 @@ int ws_docs_load(kith_ws *ws)
         return KITH_OK;
     ws_docs_free(ws);
     sqlite3_stmt *st = NULL;
-    int rc = ws_prepare(ws, &st,
-                        "SELECT id, uuid, kind, path, deleted, lamport, lamport_author, blob, "
-                        "size, mtime_ns, ino, dev, length(snap), path_lamport, path_author FROM docs "
-                        "ORDER BY id");
+    int rc =
+        ws_prepare(ws, &st,
+                   "SELECT id, uuid, kind, path, deleted, lamport, lamport_author, blob, "
+                   "size, mtime_ns, ino, dev, length(snap), path_lamport, path_author FROM docs "
+                   "ORDER BY id");
     if (rc)
         return rc;
     int src;
@@ -257,8 +258,7 @@ int ws_doc_crdt(kith_ws *ws, ws_doc *d, kith_doc **out)
     kith_doc *doc = NULL;
     int src = sqlite3_step(st);
     if (src == SQLITE_ROW && sqlite3_column_bytes(st, 0) > 0) {
-        rc = kith_doc_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
-                             &doc);
+        rc = kith_doc_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &doc);
         if (rc)
             rc = ws_error(ws, KITH_ECORRUPT, "%s: the stored document is corrupt (%s)", d->path,
                           kith_strerror(rc));
@@ -336,14 +336,15 @@ int ws_doc_append_delta(kith_ws *ws, ws_doc *d, const uint8_t *delta, size_t len
 int ws_doc_save_row(kith_ws *ws, ws_doc *d)
 {
     sqlite3_stmt *st = NULL;
-    int rc = ws_prepare(ws, &st,
-                        d->id ? "UPDATE docs SET uuid=?1, kind=?2, path=?3, deleted=?4, lamport=?5, "
-                                "lamport_author=?6, blob=?7, size=?8, mtime_ns=?9, ino=?10, "
-                                "dev=?11, path_lamport=?13, path_author=?14 WHERE id=?12"
-                              : "INSERT INTO docs(uuid, kind, path, deleted, lamport, "
-                                "lamport_author, blob, size, mtime_ns, ino, dev, path_lamport, "
-                                "path_author) "
-                                "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?14)");
+    int rc =
+        ws_prepare(ws, &st,
+                   d->id ? "UPDATE docs SET uuid=?1, kind=?2, path=?3, deleted=?4, lamport=?5, "
+                           "lamport_author=?6, blob=?7, size=?8, mtime_ns=?9, ino=?10, "
+                           "dev=?11, path_lamport=?13, path_author=?14 WHERE id=?12"
+                         : "INSERT INTO docs(uuid, kind, path, deleted, lamport, "
+                           "lamport_author, blob, size, mtime_ns, ino, dev, path_lamport, "
+                           "path_author) "
+                           "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?14)");
     if (rc)
         return rc;
     static const uint8_t zero[32];

@@ -12,11 +12,11 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
-#include <sodium.h>
-#include <zstd.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "ws/ws_int.h"
 
@@ -115,8 +115,9 @@ static uint64_t author_index(const int64_t *ids, size_t n, int64_t id)
 static int export_changes(kith_ws *ws, wbuf *w, const int64_t *ids, size_t nids)
 {
     sqlite3_stmt *st = NULL, *ed = NULL;
-    int rc = ws_prepare(ws, &st, "SELECT id, author, seq, time_ms, lamport, via FROM changes "
-                                 "ORDER BY id");
+    int rc = ws_prepare(ws, &st,
+                        "SELECT id, author, seq, time_ms, lamport, via FROM changes "
+                        "ORDER BY id");
     if (!rc)
         rc = ws_prepare(ws, &ed,
                         "SELECT d.uuid, e.what, e.kind, e.path, e.old_path, e.ins, e.del, "
@@ -156,9 +157,8 @@ static int export_changes(kith_ws *ws, wbuf *w, const int64_t *ids, size_t nids)
                 break;
             wb_optstr(&edits, full);
             kith_free(full);
-            wb_optblob(&edits, sqlite3_column_bytes(ed, 10) == 32 ? sqlite3_column_blob(ed, 10)
-                                                                   : NULL,
-                       32);
+            wb_optblob(&edits,
+                       sqlite3_column_bytes(ed, 10) == 32 ? sqlite3_column_blob(ed, 10) : NULL, 32);
         }
         if (!rc && esrc != SQLITE_DONE)
             rc = ws_sqlerr(ws, esrc, "reading history");
@@ -512,7 +512,8 @@ static void parse_changes(rbuf *r, xport *x)
         c->lamport = rb_var(r, INT64_MAX);
         c->via = rb_optstr(r, 255, &present);
         c->nedits = (size_t)rb_var(r, UINT32_MAX);
-        if (!x->nauthors || c->seq == 0 || !(c->edits = rb_array(r, c->nedits, sizeof *c->edits, 28)))
+        if (!x->nauthors || c->seq == 0 ||
+            !(c->edits = rb_array(r, c->nedits, sizeof *c->edits, 28)))
             r->err = true;
         for (size_t k = 0; k < c->nedits && !r->err; k++)
             parse_edit(r, &c->edits[k], x->nauthors);
@@ -630,10 +631,10 @@ static int blob_known(kith_ws *ws, const xport *x, const uint8_t h[32])
     sqlite3_finalize(st);
     if (src == SQLITE_ROW)
         return KITH_OK;
-    return src == SQLITE_DONE
-               ? ws_error(ws, KITH_ECORRUPT, "workspace export: it names a file version it does "
-                                             "not carry")
-               : ws_sqlerr(ws, src, "reading file versions");
+    return src == SQLITE_DONE ? ws_error(ws, KITH_ECORRUPT,
+                                         "workspace export: it names a file version it does "
+                                         "not carry")
+                              : ws_sqlerr(ws, src, "reading file versions");
 }
 
 static int check_blobs(kith_ws *ws, const xport *x)
@@ -718,7 +719,8 @@ static int merge_doc(kith_ws *ws, xport *x, x_doc *xd, touched *t)
     bool changed = false;
     int rc;
     if (!d) {
-        if (!(d = kith_calloc(1, sizeof *d)) || !(d->path = kith_strndup(xd->path, strlen(xd->path)))) {
+        if (!(d = kith_calloc(1, sizeof *d)) ||
+            !(d->path = kith_strndup(xd->path, strlen(xd->path)))) {
             kith_free(d);
             return KITH_ENOMEM;
         }
@@ -773,8 +775,9 @@ static int version_holds(kith_ws *ws, ws_doc *d, const char *version)
     if (rc)
         return rc;
     if (kith_doc_version_parse(doc, version, &ids, &n))
-        rc = ws_error(ws, KITH_ECORRUPT, "workspace export: a change names a version of %s "
-                                         "that its history does not hold",
+        rc = ws_error(ws, KITH_ECORRUPT,
+                      "workspace export: a change names a version of %s "
+                      "that its history does not hold",
                       d->path);
     kith_free(ids);
     return rc;
@@ -783,12 +786,14 @@ static int version_holds(kith_ws *ws, ws_doc *d, const char *version)
 static int import_changes(kith_ws *ws, xport *x)
 {
     sqlite3_stmt *ch = NULL, *ed = NULL;
-    int rc = ws_prepare(ws, &ch, "INSERT OR IGNORE INTO changes(author, seq, hid, time_ms, "
-                                 "lamport, via) VALUES(?, ?, ?, ?, ?, ?)");
+    int rc = ws_prepare(ws, &ch,
+                        "INSERT OR IGNORE INTO changes(author, seq, hid, time_ms, "
+                        "lamport, via) VALUES(?, ?, ?, ?, ?, ?)");
     if (!rc)
-        rc = ws_prepare(ws, &ed, "INSERT OR IGNORE INTO edits(change, doc, what, kind, path, "
-                                 "old_path, ins, del, opseq, opcount, version, blob) "
-                                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        rc = ws_prepare(ws, &ed,
+                        "INSERT OR IGNORE INTO edits(change, doc, what, kind, path, "
+                        "old_path, ins, del, opseq, opcount, version, blob) "
+                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     for (size_t i = 0; !rc && i < x->nchanges; i++) {
         x_change *c = &x->changes[i];
         char hash[KITH_WS_ID_HEX + 1];
@@ -815,8 +820,9 @@ static int import_changes(kith_ws *ws, xport *x)
             x_edit *e = &c->edits[k];
             ws_doc *d = ws_doc_by_uuid(ws, e->uuid);
             if (!d) {
-                rc = ws_error(ws, KITH_ECORRUPT, "workspace export: a change names an unknown "
-                                                 "document");
+                rc = ws_error(ws, KITH_ECORRUPT,
+                              "workspace export: a change names an unknown "
+                              "document");
                 break;
             }
             sqlite3_reset(ed);
@@ -1083,8 +1089,9 @@ int kith_ws_vv(kith_ws *ws, kith_ws_vv_entry **out, size_t *n)
     *n = 0;
     ws->err[0] = 0;
     sqlite3_stmt *st = NULL;
-    int rc = ws_prepare(ws, &st, "SELECT a.key, MAX(c.seq) FROM changes c JOIN authors a ON "
-                                 "a.id=c.author GROUP BY c.author ORDER BY a.key");
+    int rc = ws_prepare(ws, &st,
+                        "SELECT a.key, MAX(c.seq) FROM changes c JOIN authors a ON "
+                        "a.id=c.author GROUP BY c.author ORDER BY a.key");
     if (rc)
         return rc;
     size_t cap = 0;
@@ -1130,7 +1137,8 @@ static int edit_delta(kith_ws *ws, int64_t docid, const uint8_t key[32], uint64_
     char agent[33];
     ws_hex(agent, key, 16);
     kith_agent a;
-    int rc = d ? ws_doc_crdt(ws, d, &doc) : ws_error(ws, KITH_ECORRUPT, "an edit names no document");
+    int rc =
+        d ? ws_doc_crdt(ws, d, &doc) : ws_error(ws, KITH_ECORRUPT, "an edit names no document");
     if (!rc)
         rc = kith_doc_agent(doc, agent, &a);
     if (!rc)
@@ -1150,8 +1158,9 @@ static int edit_delta(kith_ws *ws, int64_t docid, const uint8_t key[32], uint64_
 static int change_payload(kith_ws *ws, int64_t id, wbuf *w)
 {
     sqlite3_stmt *st = NULL, *ed = NULL;
-    int rc = ws_prepare(ws, &st, "SELECT a.key, a.name, c.seq, c.time_ms, c.lamport, c.via FROM "
-                                 "changes c JOIN authors a ON a.id=c.author WHERE c.id=?");
+    int rc = ws_prepare(ws, &st,
+                        "SELECT a.key, a.name, c.seq, c.time_ms, c.lamport, c.via FROM "
+                        "changes c JOIN authors a ON a.id=c.author WHERE c.id=?");
     if (!rc)
         rc = ws_prepare(ws, &ed,
                         "SELECT d.uuid, e.what, e.kind, e.path, e.old_path, e.ins, e.del, "
@@ -1256,8 +1265,9 @@ int kith_ws_changes_since(kith_ws *ws, const kith_ws_vv_entry *vv, size_t n,
     sqlite3_stmt *st = NULL;
     rc = ws_docs_load(ws);
     if (!rc)
-        rc = ws_prepare(ws, &st, "SELECT c.id, a.key, c.seq FROM changes c JOIN authors a ON "
-                                 "a.id=c.author ORDER BY c.id");
+        rc = ws_prepare(ws, &st,
+                        "SELECT c.id, a.key, c.seq FROM changes c JOIN authors a ON "
+                        "a.id=c.author ORDER BY c.id");
     int src = SQLITE_DONE;
     while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
         if (sqlite3_column_bytes(st, 1) != 32)
@@ -1384,8 +1394,9 @@ static int held_seq(kith_ws *ws, const uint8_t key[32], uint64_t *out)
 {
     sqlite3_stmt *st = NULL;
     *out = 0;
-    int rc = ws_prepare(ws, &st, "SELECT COALESCE(MAX(c.seq), 0) FROM changes c JOIN authors a "
-                                 "ON a.id=c.author WHERE a.key=?");
+    int rc = ws_prepare(ws, &st,
+                        "SELECT COALESCE(MAX(c.seq), 0) FROM changes c JOIN authors a "
+                        "ON a.id=c.author WHERE a.key=?");
     if (rc)
         return rc;
     sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
@@ -1398,8 +1409,8 @@ static int held_seq(kith_ws *ws, const uint8_t key[32], uint64_t *out)
     return rc;
 }
 
-int kith_ws_apply_change(kith_ws *ws, const uint8_t *buf, size_t len, kith_ws_file_cb cb,
-                         void *ctx, kith_ws_result *res)
+int kith_ws_apply_change(kith_ws *ws, const uint8_t *buf, size_t len, kith_ws_file_cb cb, void *ctx,
+                         kith_ws_result *res)
 {
     memset(res, 0, sizeof *res);
     ws->err[0] = 0;

@@ -23,13 +23,11 @@ static int unit_ms(const char *u, int64_t *ms)
     static const struct {
         const char *name;
         int64_t ms;
-    } units[] = {{"s", 1000},          {"sec", 1000},         {"secs", 1000},
-                 {"second", 1000},     {"seconds", 1000},     {"m", 60000},
-                 {"min", 60000},       {"mins", 60000},       {"minute", 60000},
-                 {"minutes", 60000},   {"h", 3600000},        {"hour", 3600000},
-                 {"hours", 3600000},   {"d", 86400000},       {"day", 86400000},
-                 {"days", 86400000},   {"w", 604800000},      {"week", 604800000},
-                 {"weeks", 604800000}};
+    } units[] = {{"s", 1000},        {"sec", 1000},       {"secs", 1000},      {"second", 1000},
+                 {"seconds", 1000},  {"m", 60000},        {"min", 60000},      {"mins", 60000},
+                 {"minute", 60000},  {"minutes", 60000},  {"h", 3600000},      {"hour", 3600000},
+                 {"hours", 3600000}, {"d", 86400000},     {"day", 86400000},   {"days", 86400000},
+                 {"w", 604800000},   {"week", 604800000}, {"weeks", 604800000}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
         if (!strcmp(u, units[i].name)) {
             *ms = units[i].ms;
@@ -136,8 +134,9 @@ static int resolve(kith_ws *ws, const char *spec, int64_t *change, char hash[KIT
             hi[i] = i < n ? want[i] : 'f';
         }
         lo[16] = hi[16] = 0;
-        if ((rc = ws_prepare(ws, &st, "SELECT c.id, kith_id(a.key, c.seq) FROM changes c JOIN "
-                                      "authors a ON a.id=c.author WHERE c.hid BETWEEN ? AND ?")))
+        if ((rc = ws_prepare(ws, &st,
+                             "SELECT c.id, kith_id(a.key, c.seq) FROM changes c JOIN "
+                             "authors a ON a.id=c.author WHERE c.hid BETWEEN ? AND ?")))
             return rc;
         sqlite3_bind_int64(st, 1, ws_change_hid(lo));
         sqlite3_bind_int64(st, 2, ws_change_hid(hi));
@@ -165,9 +164,10 @@ static int resolve(kith_ws *ws, const char *spec, int64_t *change, char hash[KIT
                         "%s: not a change id, nor a time ('2h ago', '2026-11-27', "
                         "'2026-11-27T10:30')",
                         spec);
-    if ((rc = ws_prepare(ws, &st, "SELECT c.id, kith_id(a.key, c.seq) FROM changes c JOIN "
-                                  "authors a ON a.id=c.author WHERE c.time_ms <= ? "
-                                  "ORDER BY c.id DESC LIMIT 1")))
+    if ((rc = ws_prepare(ws, &st,
+                         "SELECT c.id, kith_id(a.key, c.seq) FROM changes c JOIN "
+                         "authors a ON a.id=c.author WHERE c.time_ms <= ? "
+                         "ORDER BY c.id DESC LIMIT 1")))
         return rc;
     sqlite3_bind_int64(st, 1, t);
     src = sqlite3_step(st);
@@ -175,8 +175,8 @@ static int resolve(kith_ws *ws, const char *spec, int64_t *change, char hash[KIT
         *change = sqlite3_column_int64(st, 0);
         snprintf(hash, KITH_WS_ID_HEX + 1, "%s", (const char *)sqlite3_column_text(st, 1));
     } else if (src == SQLITE_DONE) {
-        rc = ws_error(ws, KITH_ENOTFOUND, "%s: no change was recorded at or before that time",
-                      spec);
+        rc =
+            ws_error(ws, KITH_ENOTFOUND, "%s: no change was recorded at or before that time", spec);
     } else {
         rc = ws_sqlerr(ws, src, "reading changes");
     }
@@ -228,8 +228,9 @@ static int content_at(kith_ws *ws, ws_doc *d, int64_t change, const char *spec, 
                       size_t *len)
 {
     sqlite3_stmt *st = NULL;
-    int rc = ws_prepare(ws, &st, "SELECT what, kind, version, blob FROM edits WHERE doc=? AND "
-                                 "change<=? ORDER BY change DESC LIMIT 1");
+    int rc = ws_prepare(ws, &st,
+                        "SELECT what, kind, version, blob FROM edits WHERE doc=? AND "
+                        "change<=? ORDER BY change DESC LIMIT 1");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, d->id);
@@ -307,11 +308,13 @@ int kith_ws_diff(kith_ws *ws, const char *path, const char *from, const char *to
             blen = 0;
         }
     }
-    if (!rc && (d->kind == WS_BINARY || !ws_looks_text(a, alen) || !ws_looks_text(b ? b : "", blen))) {
+    if (!rc &&
+        (d->kind == WS_BINARY || !ws_looks_text(a, alen) || !ws_looks_text(b ? b : "", blen))) {
         bool same = alen == blen && (!alen || !memcmp(a, b, alen));
         char msg[PATH_MAX];
-        int n = same ? 0 : snprintf(msg, sizeof msg, "Binary files a/%s and b/%s differ\n",
-                                     d->path, d->path);
+        int n = same ? 0
+                     : snprintf(msg, sizeof msg, "Binary files a/%s and b/%s differ\n", d->path,
+                                d->path);
         *out = kith_strndup(msg, (size_t)n);
         *len = (size_t)n;
         rc = *out ? KITH_OK : KITH_ENOMEM;
@@ -350,8 +353,8 @@ static int strvec_push(strvec *s, const char *str)
     return KITH_OK;
 }
 
-static int change_files(kith_ws *ws, sqlite3_stmt *st, int64_t change, strvec *paths,
-                        uint64_t *ins, uint64_t *del)
+static int change_files(kith_ws *ws, sqlite3_stmt *st, int64_t change, strvec *paths, uint64_t *ins,
+                        uint64_t *del)
 {
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, change);
@@ -378,13 +381,16 @@ int kith_ws_log(kith_ws *ws, const char *path, size_t limit,
         return rc;
     sqlite3_stmt *st = NULL, *files = NULL;
     rc = ws_prepare(ws, &st,
-                    d ? "SELECT c.id, kith_id(a.key, c.seq), c.time_ms, a.name, hex(a.key), c.via FROM changes c "
+                    d ? "SELECT c.id, kith_id(a.key, c.seq), c.time_ms, a.name, hex(a.key), c.via "
+                        "FROM changes c "
                         "JOIN authors a ON a.id=c.author WHERE c.id IN (SELECT change FROM edits "
                         "WHERE doc=?1) ORDER BY c.id DESC LIMIT ?2"
-                      : "SELECT c.id, kith_id(a.key, c.seq), c.time_ms, a.name, hex(a.key), c.via FROM changes c "
+                      : "SELECT c.id, kith_id(a.key, c.seq), c.time_ms, a.name, hex(a.key), c.via "
+                        "FROM changes c "
                         "JOIN authors a ON a.id=c.author ORDER BY c.id DESC LIMIT ?2");
     if (!rc)
-        rc = ws_prepare(ws, &files, "SELECT path, ins, del FROM edits WHERE change=? ORDER BY path");
+        rc =
+            ws_prepare(ws, &files, "SELECT path, ins, del FROM edits WHERE change=? ORDER BY path");
     if (rc) {
         sqlite3_finalize(st);
         return rc;
@@ -442,9 +448,11 @@ int kith_ws_ls(kith_ws *ws, int (*cb)(const kith_ws_entry *e, void *ctx), void *
             live[n++] = ws->docs[i];
     qsort(live, n, sizeof *live, cmp_docpath);
     sqlite3_stmt *st = NULL;
-    rc = ws_prepare(ws, &st, "SELECT kith_id(a.key, c.seq), a.name, c.time_ms FROM edits e JOIN changes c ON "
-                             "c.id=e.change JOIN authors a ON a.id=c.author WHERE e.doc=? "
-                             "ORDER BY e.change DESC LIMIT 1");
+    rc =
+        ws_prepare(ws, &st,
+                   "SELECT kith_id(a.key, c.seq), a.name, c.time_ms FROM edits e JOIN changes c ON "
+                   "c.id=e.change JOIN authors a ON a.id=c.author WHERE e.doc=? "
+                   "ORDER BY e.change DESC LIMIT 1");
     for (size_t i = 0; !rc && i < n; i++) {
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, live[i]->id);
@@ -453,7 +461,9 @@ int kith_ws_ls(kith_ws *ws, int (*cb)(const kith_ws_entry *e, void *ctx), void *
             rc = ws_sqlerr(ws, src, "reading history");
             break;
         }
-        kith_ws_entry e = {live[i]->path, live[i]->kind == WS_BINARY, (uint64_t)live[i]->size,
+        kith_ws_entry e = {live[i]->path,
+                           live[i]->kind == WS_BINARY,
+                           (uint64_t)live[i]->size,
                            src == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : "",
                            src == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 1) : "",
                            src == SQLITE_ROW ? sqlite3_column_int64(st, 2) : 0};
@@ -482,10 +492,11 @@ static int who_made(kith_ws *ws, ws_doc *d, kith_doc *doc, kith_id id, who *w)
     snprintf(w->change, sizeof w->change, "?");
     snprintf(w->author, sizeof w->author, "%s", kith_doc_agent_name(doc, id.agent));
     sqlite3_stmt *st = NULL;
-    int rc = ws_prepare(ws, &st,
-                        "SELECT kith_id(a.key, c.seq), a.name FROM edits e JOIN changes c ON c.id=e.change "
-                        "JOIN authors a ON a.id=c.author WHERE e.doc=? AND e.opseq=? AND "
-                        "e.opcount>0 AND lower(substr(hex(a.key), 1, 32))=?");
+    int rc = ws_prepare(
+        ws, &st,
+        "SELECT kith_id(a.key, c.seq), a.name FROM edits e JOIN changes c ON c.id=e.change "
+        "JOIN authors a ON a.id=c.author WHERE e.doc=? AND e.opseq=? AND "
+        "e.opcount>0 AND lower(substr(hex(a.key), 1, 32))=?");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, d->id);
@@ -576,15 +587,15 @@ int kith_ws_blame(kith_ws *ws, const char *path, const char *at,
         char hash[KITH_WS_ID_HEX + 1];
         sqlite3_stmt *st = NULL;
         if (!(rc = resolve(ws, at, &c, hash)) &&
-            !(rc = ws_prepare(ws, &st, "SELECT version FROM edits WHERE doc=? AND change<=? "
-                                       "ORDER BY change DESC LIMIT 1"))) {
+            !(rc = ws_prepare(ws, &st,
+                              "SELECT version FROM edits WHERE doc=? AND change<=? "
+                              "ORDER BY change DESC LIMIT 1"))) {
             sqlite3_bind_int64(st, 1, d->id);
             sqlite3_bind_int64(st, 2, c);
             if (sqlite3_step(st) != SQLITE_ROW)
                 rc = ws_error(ws, KITH_ENOTFOUND, "%s did not exist at %s", path, at);
             else
-                rc = ws_version_ids(ws, doc, (const char *)sqlite3_column_text(st, 0), &ids,
-                                    &n);
+                rc = ws_version_ids(ws, doc, (const char *)sqlite3_column_text(st, 0), &ids, &n);
             sqlite3_finalize(st);
         }
     }

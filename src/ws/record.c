@@ -75,20 +75,21 @@ static int change_row(ws_change *c)
     int rc = ws_author_id(ws, key, ws->user, &ws->self);
     int64_t maxlamport = 0, doclamport = 0;
     if (!rc)
-        rc = query_int(ws, "SELECT COALESCE(MAX(seq), 0) + 1 FROM changes WHERE author=?",
-                       ws->self, &c->seq);
+        rc = query_int(ws, "SELECT COALESCE(MAX(seq), 0) + 1 FROM changes WHERE author=?", ws->self,
+                       &c->seq);
     if (!rc)
         rc = query_int(ws, "SELECT COALESCE(MAX(lamport), 0) FROM changes", -1, &maxlamport);
     if (!rc)
-        rc = query_int(ws, "SELECT COALESCE(MAX(MAX(lamport), MAX(path_lamport)), 0) FROM docs",
-                       -1, &doclamport);
+        rc = query_int(ws, "SELECT COALESCE(MAX(MAX(lamport), MAX(path_lamport)), 0) FROM docs", -1,
+                       &doclamport);
     if (rc)
         return rc;
     c->lamport = (maxlamport > doclamport ? maxlamport : doclamport) + 1;
     ws_change_hash(key, c->seq, c->hash);
     sqlite3_stmt *st = NULL;
-    if ((rc = ws_prepare(ws, &st, "INSERT INTO changes(author, seq, hid, time_ms, lamport, via) "
-                                  "VALUES(?, ?, ?, ?, ?, ?)")))
+    if ((rc = ws_prepare(ws, &st,
+                         "INSERT INTO changes(author, seq, hid, time_ms, lamport, via) "
+                         "VALUES(?, ?, ?, ?, ?, ?)")))
         return rc;
     sqlite3_bind_int64(st, 1, ws->self);
     sqlite3_bind_int64(st, 2, c->seq);
@@ -130,8 +131,8 @@ size_t ws_change_files(const ws_change *c)
     return c->nfiles;
 }
 
-static int push_event(ws_change *c, int what, const char *path, const char *old_path,
-                      uint64_t ins, uint64_t del, bool binary, const char *message)
+static int push_event(ws_change *c, int what, const char *path, const char *old_path, uint64_t ins,
+                      uint64_t del, bool binary, const char *message)
 {
     if (kith_grow((void **)&c->ev, &c->capev, c->nev + 1, sizeof *c->ev))
         return KITH_ENOMEM;
@@ -364,8 +365,8 @@ int ws_change_meta(ws_change *c, ws_doc *d, int what, const char *old_path)
             rc = version_text(ws, doc, &version);
     }
     if (!rc) {
-        edit_row e = {what, d->path, old_path, 0, 0, 0, 0, version,
-                      d->kind == WS_BINARY ? d->blob : NULL};
+        edit_row e = {
+            what, d->path, old_path, 0, 0, 0, 0, version, d->kind == WS_BINARY ? d->blob : NULL};
         rc = insert_edit(c, d, &e);
     }
     kith_free(version);
@@ -401,8 +402,13 @@ int ws_change_finish(ws_change *c, kith_ws_file_cb cb, void *ctx, kith_ws_result
     }
     for (size_t i = 0; cb && i < c->nev; i++) {
         ws_event *e = &c->ev[i];
-        kith_ws_file f = {(enum kith_ws_what)e->what, e->path, e->old_path, e->ins, e->del,
-                          e->binary, e->message};
+        kith_ws_file f = {(enum kith_ws_what)e->what,
+                          e->path,
+                          e->old_path,
+                          e->ins,
+                          e->del,
+                          e->binary,
+                          e->message};
         cb(&f, ctx);
     }
     return KITH_OK;

@@ -267,7 +267,8 @@ static int record_content(walk *w, ws_doc *d, int what, const char *old_path, ta
     /* Text that is not UTF-8 is kept whole; say so when a version of it
      * is recorded (not on every look at an unchanged file). */
     if (!rc && as == AS_NOT_UTF8 && ws_change_files(w->c) > before)
-        rc = ws_change_warn(w->c, d->path, "not UTF-8 text; kept as a binary file (whole versions)");
+        rc =
+            ws_change_warn(w->c, d->path, "not UTF-8 text; kept as a binary file (whole versions)");
     return rc;
 }
 

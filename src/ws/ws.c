@@ -720,8 +720,8 @@ int kith_ws_workspace_key(kith_ws *ws, uint32_t *epoch, uint8_t key[32])
         return rc;
     unsigned long e = 0;
     int used = 0;
-    if (sscanf(buf, "xchacha20poly1305 epoch %lu %n", &e, &used) != 1 || !used ||
-        e > UINT32_MAX || strlen(buf + used) < 64 || ws_unhex(key, buf + used, 32))
+    if (sscanf(buf, "xchacha20poly1305 epoch %lu %n", &e, &used) != 1 || !used || e > UINT32_MAX ||
+        strlen(buf + used) < 64 || ws_unhex(key, buf + used, 32))
         rc = ws_error(ws, KITH_ECORRUPT, "%s: not a kith workspace key file", path);
     *epoch = (uint32_t)e;
     sodium_memzero(buf, sizeof buf);

@@ -7,9 +7,9 @@
 #define KITH_WS_INT_H
 
 #include <sqlite3.h>
-#include <sys/stat.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "kith/crdt.h"
 #include "kith/ws.h"
@@ -23,7 +23,7 @@ typedef struct ws_doc {
     int64_t id;       /* docs.id */
     uint8_t uuid[16]; /* identity across replicas and renames */
     int kind;
-    char *path;   /* current (live) or last (deleted) path */
+    char *path; /* current (live) or last (deleted) path */
     bool deleted;
     /* Stat of the file when last recorded; mtime_ns 0 forces a re-read. */
     int64_t size, mtime_ns, ino, dev;
@@ -41,13 +41,13 @@ typedef struct ws_doc {
 
 struct kith_ws {
     sqlite3 *db;
-    char *root;       /* absolute, no trailing '/' */
-    char *kithdir;    /* root + "/.kith" */
-    char device[65];  /* hex Ed25519 public key */
-    char agent[33];   /* CRDT agent name: first 16 bytes of the key, hex */
+    char *root;      /* absolute, no trailing '/' */
+    char *kithdir;   /* root + "/.kith" */
+    char device[65]; /* hex Ed25519 public key */
+    char agent[33];  /* CRDT agent name: first 16 bytes of the key, hex */
     char wsid[33];
     char *user;
-    int64_t self;     /* authors.id of this device */
+    int64_t self; /* authors.id of this device */
     int busy_ms;
     char err[512];
     /* Documents: all of them, live and deleted; a hash on path for live. */
@@ -62,13 +62,13 @@ struct kith_ws {
         uint8_t uuid[16];
         char *text;
         size_t len;
-    } *pend;
+    } * pend;
     size_t npend, cappend;
     /* Authors' row ids and CRDT agent names (src/ws/version.c). */
     struct ws_auth {
         int64_t id;
         char agent[33];
-    } *auth_cache;
+    } * auth_cache;
     size_t nauth_cache;
 };
 

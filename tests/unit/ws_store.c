@@ -107,5 +107,4 @@ static void setup(void)
     atexit(cleanup);
 }
 
-TT_MAIN(TT_CASE(busy_lock_times_out_clearly), TT_CASE(not_a_workspace),
-        TT_CASE(keys_and_init_as))
+TT_MAIN(TT_CASE(busy_lock_times_out_clearly), TT_CASE(not_a_workspace), TT_CASE(keys_and_init_as))
