@@ -202,7 +202,9 @@ static bool similar(kith_ws *ws, ws_doc *d, const char *data, size_t len)
             del += p[i].del;
         long cps = kith_utf8_count(text, tlen);
         kept = cps > 0 && (size_t)cps > del ? (size_t)cps - del : 0;
-        same = tlen == 0 || kept * 2 >= (size_t)cps; /* half the old text is still there */
+        /* Half the old text is still there; for a short text, where
+         * unrelated words share letters, four fifths. */
+        same = tlen == 0 || (cps < 32 ? kept * 5 >= (size_t)cps * 4 : kept * 2 >= (size_t)cps);
     }
     kith_free(p);
     kith_free(text);
