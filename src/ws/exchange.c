@@ -685,6 +685,7 @@ static int lww_cmp(kith_ws *ws, int64_t rl, const uint8_t rkey[32], int64_t ll, 
 typedef struct touched {
     ws_doc *d;
     char *old_path; /* live path before the import, NULL if none */
+    char *base;     /* text documents: the version the file holds (store form) */
 } touched;
 
 static int merge_text(kith_ws *ws, ws_doc *d, const x_doc *xd, bool *changed)
@@ -734,6 +735,13 @@ static int merge_doc(kith_ws *ws, xport *x, x_doc *xd, touched *t)
     t->d = d;
     if (!d->deleted && !(t->old_path = kith_strndup(d->path, strlen(d->path))))
         return KITH_ENOMEM;
+    if (!d->deleted && d->kind == WS_TEXT) {
+        /* The folder holds this version's text until the file is replaced:
+         * a save in between is an edit made at it (ws_writes_finish). */
+        kith_doc *doc = NULL;
+        if ((rc = ws_doc_crdt(ws, d, &doc)) || (rc = ws_doc_version_db(ws, doc, &t->base)))
+            return rc;
+    }
     if ((rc = merge_text(ws, d, xd, &changed)))
         return rc;
     if (lww_cmp(ws, (int64_t)xd->lamport, x->authors[xd->lamport_author].key, d->lamport,
@@ -758,7 +766,8 @@ static int merge_doc(kith_ws *ws, xport *x, x_doc *xd, touched *t)
     }
     if (!changed) {
         kith_free(t->old_path);
-        t->old_path = NULL;
+        kith_free(t->base);
+        t->old_path = t->base = NULL;
         t->d = NULL;
     }
     return ws_doc_save_row(ws, d);
@@ -891,15 +900,40 @@ static int separate_clashes(kith_ws *ws, touched *t, size_t nt)
     return KITH_OK;
 }
 
-static int journal(kith_ws *ws, const char *tmp, const char *path)
+/* The stat of @rel now: what a later write must still find there. */
+typedef struct ostat {
+    int64_t size, mtime, ino; /* all -1: no file */
+} ostat;
+
+static ostat stat_now(kith_ws *ws, const char *rel)
+{
+    char path[PATH_MAX * 2];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", ws->root, rel);
+    if (lstat(path, &st))
+        return (ostat){-1, -1, -1};
+    return (ostat){(int64_t)st.st_size,
+                   (int64_t)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec,
+                   (int64_t)st.st_ino};
+}
+
+static int journal(kith_ws *ws, const char *tmp, const char *path, const ws_doc *d,
+                   const char *base, ostat was)
 {
     sqlite3_stmt *st = NULL;
-    int rc = ws_prepare(ws, &st, "INSERT INTO writes(tmp, path) VALUES(?, ?)");
+    int rc = ws_prepare(ws, &st, "INSERT INTO writes(tmp, path, doc, base, osize, omtime, oino) "
+                                 "VALUES(?, ?, ?, ?, ?, ?, ?)");
     if (rc)
         return rc;
     if (tmp)
         sqlite3_bind_text(st, 1, tmp, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, d->id);
+    if (base)
+        sqlite3_bind_text(st, 4, base, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, was.size);
+    sqlite3_bind_int64(st, 6, was.mtime);
+    sqlite3_bind_int64(st, 7, was.ino);
     int src = sqlite3_step(st);
     if (src != SQLITE_DONE)
         rc = ws_sqlerr(ws, src, "writing the store");
@@ -917,7 +951,7 @@ static int stage_files(kith_ws *ws, touched *t, size_t nt)
             continue;
         int rc = KITH_OK;
         if (t[i].old_path && (d->deleted || strcmp(t[i].old_path, d->path)))
-            rc = journal(ws, NULL, t[i].old_path);
+            rc = journal(ws, NULL, t[i].old_path, d, NULL, stat_now(ws, t[i].old_path));
         if (!rc && !d->deleted) {
             char *data = NULL, *tmp = NULL;
             size_t len = 0;
@@ -929,10 +963,11 @@ static int stage_files(kith_ws *ws, touched *t, size_t nt)
                 if (!(rc = ws_doc_crdt(ws, d, &doc)))
                     rc = kith_doc_text(doc, &data, &len);
             }
+            ostat was = stat_now(ws, d->path);
             if (!rc)
                 rc = ws_write_tmp(ws, d->path, data, len, &st, &tmp);
             if (!rc)
-                rc = journal(ws, tmp, d->path);
+                rc = journal(ws, tmp, d->path, d, t[i].base, was);
             if (!rc) {
                 d->size = (int64_t)st.st_size;
                 d->mtime_ns = 0; /* fresh: the next scan looks once more */
@@ -949,36 +984,216 @@ static int stage_files(kith_ws *ws, touched *t, size_t nt)
     return KITH_OK;
 }
 
-/* Carries out the journal: renames staged files into place, removes the
- * files of moved and deleted documents. Run after each import commits and
- * at the start of every scan (to finish what a crash interrupted). */
-int ws_writes_finish(kith_ws *ws)
+/*
+ * A user saved over a file while a merge was being written to it: the
+ * save is an edit made at @base, the version the file held. Records it as
+ * such (the CRDT merges it with what arrived) and writes the result, trying
+ * again if the user saves once more meanwhile.
+ */
+static int concurrent_save(kith_ws *ws, int64_t docid, const char *base0, const char *rel)
+{
+    char *owned = NULL; /* the base after a retry */
+    const char *base = base0;
+    int rc = KITH_OK;
+    for (int attempt = 0; attempt < 3 && !rc; attempt++) {
+        char *data = NULL, *merged = NULL;
+        size_t len = 0, mlen = 0;
+        ws_change *c = NULL;
+        struct stat st;
+        ostat was = stat_now(ws, rel);
+        rc = ws_read_file(ws, rel, &data, &len, &st);
+        if (!rc && kith_utf8_count(data, len) < 0)
+            rc = KITH_EUTF8; /* not text any more: the next scan takes it whole */
+        if (!rc)
+            rc = ws_begin(ws);
+        if (rc) {
+            kith_free(data);
+            /* Gone or no longer text: the next scan records what it is. */
+            rc = rc == KITH_EUTF8 || rc == KITH_ENOTFOUND ? KITH_OK : rc;
+            break;
+        }
+        ws_doc *d = NULL;
+        rc = ws_docs_load(ws);
+        for (size_t i = 0; !rc && i < ws->ndocs; i++)
+            if (ws->docs[i]->id == docid)
+                d = ws->docs[i];
+        if (!rc && (!d || d->kind != WS_TEXT || d->deleted))
+            rc = KITH_ENOTFOUND;
+        if (!rc)
+            rc = ws_change_begin(ws, &c, NULL);
+        if (!rc)
+            rc = ws_change_text_at(c, d, base, data, len);
+        kith_doc *doc = NULL;
+        if (!rc && !(rc = ws_doc_crdt(ws, d, &doc)))
+            rc = kith_doc_text(doc, &merged, &mlen);
+        if (!rc) {
+            d->size = (int64_t)st.st_size;
+            d->mtime_ns = 0;
+            d->ino = (int64_t)st.st_ino;
+            d->dev = (int64_t)st.st_dev;
+            rc = ws_doc_save_stat(ws, d);
+        }
+        if (!rc)
+            rc = ws_change_finish(c, NULL, NULL, NULL);
+        ws_change_free(c);
+        if (rc) {
+            ws_rollback(ws);
+            ws_docs_forget_crdt(ws);
+            kith_free(data);
+            kith_free(merged);
+            rc = rc == KITH_ENOTFOUND ? KITH_OK : rc;
+            break;
+        }
+        kith_log(KITH_LOG_INFO, "%s: saved while a merge was written; both kept", rel);
+        bool done = mlen == len && !memcmp(merged, data, len);
+        kith_free(data);
+        /* The merged text is the recorded one now: a later save is an edit
+         * at its version. */
+        char *v = NULL;
+        if (!done && (rc = ws_doc_version_db(ws, doc, &v))) {
+            kith_free(merged);
+            break;
+        }
+        if (done) {
+            kith_free(merged);
+            break;
+        }
+        /* Write the merge, unless the user saved yet again. */
+        char *tmp = NULL, path[PATH_MAX * 2];
+        rc = ws_write_tmp(ws, rel, merged, mlen, NULL, &tmp);
+        kith_free(merged);
+        if (rc) {
+            kith_free(v);
+            break;
+        }
+        ostat now = stat_now(ws, rel);
+        snprintf(path, sizeof path, "%s/%s", ws->root, rel);
+        if (now.size == was.size && now.mtime == was.mtime && now.ino == was.ino) {
+            rc = rename(tmp, path) ? ws_error(ws, KITH_EIO, "%s: %s", rel, strerror(errno)) : 0;
+            kith_free(tmp);
+            kith_free(v);
+            break;
+        }
+        unlink(tmp);
+        kith_free(tmp);
+        kith_free(owned);
+        owned = v;
+        base = owned;
+    }
+    kith_free(owned);
+    return rc;
+}
+
+typedef struct jrow {
+    int64_t id, doc;
+    char *tmp, *rel, *base;
+    ostat was;
+} jrow;
+
+static void jrows_free(jrow *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        kith_free(rows[i].tmp);
+        kith_free(rows[i].rel);
+        kith_free(rows[i].base);
+    }
+    kith_free(rows);
+}
+
+static char *col_dup(sqlite3_stmt *st, int col)
+{
+    const char *s = (const char *)sqlite3_column_text(st, col);
+    return s ? kith_strndup(s, strlen(s)) : NULL;
+}
+
+static int jrows_read(kith_ws *ws, jrow **out, size_t *n)
 {
     sqlite3_stmt *st = NULL;
-    int rc = ws_prepare(ws, &st, "SELECT id, tmp, path FROM writes ORDER BY id");
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
+    int rc = ws_prepare(ws, &st, "SELECT id, tmp, path, doc, base, osize, omtime, oino FROM "
+                                 "writes ORDER BY id");
     if (rc)
         return rc;
     int src;
-    bool any = false;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        any = true;
-        const char *tmp = (const char *)sqlite3_column_text(st, 1);
-        char path[PATH_MAX * 2];
-        snprintf(path, sizeof path, "%s/%s", ws->root, (const char *)sqlite3_column_text(st, 2));
-        if (tmp) {
-            if (rename(tmp, path) && errno != ENOENT)
-                kith_log(KITH_LOG_WARN, "%s: %s", path, strerror(errno));
-        } else if (unlink(path) && errno != ENOENT) {
-            kith_log(KITH_LOG_WARN, "%s: %s", path, strerror(errno));
+        if (kith_grow((void **)out, &cap, *n + 1, sizeof **out)) {
+            rc = KITH_ENOMEM;
+            break;
+        }
+        jrow *r = &(*out)[(*n)++];
+        r->id = sqlite3_column_int64(st, 0);
+        r->tmp = col_dup(st, 1);
+        r->rel = col_dup(st, 2);
+        r->doc = sqlite3_column_int64(st, 3);
+        r->base = col_dup(st, 4);
+        r->was = (ostat){sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6),
+                         sqlite3_column_int64(st, 7)};
+        if (!r->rel) {
+            rc = KITH_ENOMEM;
+            break;
         }
     }
+    if (!rc && src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "reading the store");
     sqlite3_finalize(st);
-    if (src != SQLITE_DONE)
-        return ws_sqlerr(ws, src, "reading the store");
-    if (!any)
-        return KITH_OK;
-    src = sqlite3_exec(ws->db, "DELETE FROM writes", NULL, NULL, NULL);
-    return src == SQLITE_OK ? KITH_OK : ws_sqlerr(ws, src, "writing the store");
+    return rc;
+}
+
+/*
+ * Carries out the journal: renames staged files into place and removes the
+ * files of moved and deleted documents, each only if the file is still as it
+ * was when staged. A file the user saved meanwhile is not overwritten: with
+ * @live (right after an import, outside a transaction) the save is recorded
+ * as a concurrent edit and merged; at the start of a scan (finishing what a
+ * crash interrupted) it is left for the scan to record.
+ */
+int ws_writes_finish(kith_ws *ws, bool live)
+{
+    jrow *rows = NULL;
+    size_t n = 0;
+    int rc = jrows_read(ws, &rows, &n);
+    bool *saved = rc ? NULL : kith_calloc(n + 1, sizeof *saved);
+    if (!rc && !saved)
+        rc = KITH_ENOMEM;
+    for (size_t i = 0; !rc && i < n; i++) {
+        jrow *r = &rows[i];
+        ostat now = stat_now(ws, r->rel);
+        bool same = now.size == r->was.size && now.mtime == r->was.mtime && now.ino == r->was.ino;
+        char path[PATH_MAX * 2];
+        snprintf(path, sizeof path, "%s/%s", ws->root, r->rel);
+        if (same && r->tmp) {
+            if (rename(r->tmp, path) && errno != ENOENT)
+                kith_log(KITH_LOG_WARN, "%s: %s", path, strerror(errno));
+        } else if (same) {
+            if (unlink(path) && errno != ENOENT)
+                kith_log(KITH_LOG_WARN, "%s: %s", path, strerror(errno));
+        } else {
+            if (r->tmp)
+                unlink(r->tmp);
+            saved[i] = live && r->tmp && r->base;
+            if (!saved[i])
+                kith_log(KITH_LOG_WARN, "%s changed while kith was writing it; left as saved",
+                         r->rel);
+        }
+        sqlite3_stmt *del = NULL;
+        if (!(rc = ws_prepare(ws, &del, "DELETE FROM writes WHERE id=?"))) {
+            sqlite3_bind_int64(del, 1, r->id);
+            int src = sqlite3_step(del);
+            if (src != SQLITE_DONE)
+                rc = ws_sqlerr(ws, src, "writing the store");
+            sqlite3_finalize(del);
+        }
+    }
+    /* Saves made over a file being replaced: each is an edit at the
+     * version the file held, merged with what arrived. */
+    for (size_t i = 0; !rc && i < n; i++)
+        if (saved[i])
+            rc = concurrent_save(ws, rows[i].doc, rows[i].base, rows[i].rel);
+    kith_free(saved);
+    jrows_free(rows, n);
+    return rc;
 }
 
 static void report(touched *t, size_t nt, kith_ws_file_cb cb, void *ctx, kith_ws_result *res)
@@ -1037,11 +1252,15 @@ static int merge_xport(kith_ws *ws, xport *x, kith_ws_file_cb cb, void *ctx, kit
         /* Temporary files staged before the failure are left to the
          * default ignore rules; the journal rows were rolled back. */
     } else {
-        ws_writes_finish(ws);
+        if (ws->test_before_writes)
+            ws->test_before_writes(ws->test_ctx);
+        ws_writes_finish(ws, true);
         report(t, x->ndocs, cb, ctx, res);
     }
-    for (size_t i = 0; i < x->ndocs; i++)
+    for (size_t i = 0; i < x->ndocs; i++) {
         kith_free(t[i].old_path);
+        kith_free(t[i].base);
+    }
     kith_free(t);
     return rc;
 }

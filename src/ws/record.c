@@ -209,7 +209,7 @@ static int insert_edit(ws_change *c, ws_doc *d, const edit_row *e)
 
 /* The frontier of @doc in the store's form ("author:seq,..."); caller
  * frees. */
-static int version_text(kith_ws *ws, kith_doc *doc, char **out)
+int ws_doc_version_db(kith_ws *ws, kith_doc *doc, char **out)
 {
     kith_id *v = NULL;
     size_t n = 0;
@@ -297,7 +297,7 @@ int ws_change_text(ws_change *c, ws_doc *d, int what, const char *old_path, cons
         (npatch && (rc = kith_doc_commit(doc, c->time_ms, c->via))) ||
         (rc = kith_doc_agent_ops(doc, agent, &opend)))
         goto crdt_fail;
-    if ((rc = version_text(ws, doc, &version)))
+    if ((rc = ws_doc_version_db(ws, doc, &version)))
         goto done;
     if (npatch) {
         /* A document without a snapshot gets one: no delta to encode. */
@@ -316,6 +316,86 @@ crdt_fail:
     ws_error(ws, rc, "%s: %s", d->path,
              doc && *kith_doc_errmsg(doc) ? kith_doc_errmsg(doc) : kith_strerror(rc));
 done:
+    kith_free(old);
+    kith_free(version);
+    kith_free(summary);
+    kith_free(delta);
+    kith_free(patches);
+    return rc;
+}
+
+/* Applies @p (patches against the text at @base, each to the result of
+ * the one before) as edits made at that version, then merges. */
+static int edit_at_patches(kith_doc *doc, kith_agent agent, const kith_id *base, size_t nbase,
+                           const kith_patch *p, size_t n, uint64_t *ins, uint64_t *del)
+{
+    kith_id last;
+    bool chained = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!p[i].del && !p[i].ins_len)
+            continue;
+        int rc = kith_doc_edit_at(doc, agent, chained ? &last : base, chained ? 1 : nbase,
+                                  p[i].pos, p[i].del, p[i].ins, p[i].ins_len, &last);
+        if (rc)
+            return rc;
+        chained = true;
+        *del += p[i].del;
+        *ins += (uint64_t)kith_utf8_count(p[i].ins, p[i].ins_len);
+    }
+    return kith_doc_merge(doc, NULL, 0);
+}
+
+/*
+ * Records @text as an edit of @d made at the past version @base (store
+ * form): the file held @base's text when the user saved over it, while a
+ * merge moved the recorded text on. The user's edit and the merged changes
+ * are concurrent, and the CRDT merges them; nothing of either is lost.
+ */
+int ws_change_text_at(ws_change *c, ws_doc *d, const char *base, const char *text, size_t len)
+{
+    kith_ws *ws = c->ws;
+    kith_doc *doc = NULL;
+    kith_id *ids = NULL;
+    size_t nids = 0, oldlen = 0, sumlen = 0, deltalen = 0, npatch = 0;
+    char *old = NULL, *version = NULL;
+    uint8_t *summary = NULL, *delta = NULL;
+    kith_patch *patches = NULL;
+    uint64_t ins = 0, del = 0, opseq = 0, opend = 0;
+    kith_agent agent;
+    int rc = ws_doc_crdt(ws, d, &doc);
+    if (!rc)
+        rc = ws_version_ids(ws, doc, base, &ids, &nids);
+    if (rc)
+        return rc;
+    if ((rc = kith_doc_text_at(doc, ids, nids, &old, &oldlen)) ||
+        (rc = ws_text_diff(old, oldlen, text, len, &patches, &npatch)))
+        goto crdt_fail;
+    if (!npatch)
+        goto done;
+    if ((rc = change_row(c)))
+        goto done;
+    if ((rc = kith_doc_summary(doc, &summary, &sumlen)) ||
+        (rc = kith_doc_agent(doc, ws->agent, &agent)) ||
+        (rc = kith_doc_agent_ops(doc, agent, &opseq)) ||
+        (rc = edit_at_patches(doc, agent, ids, nids, patches, npatch, &ins, &del)) ||
+        (rc = kith_doc_commit(doc, c->time_ms, c->via)) ||
+        (rc = kith_doc_agent_ops(doc, agent, &opend)) ||
+        (rc = kith_doc_encode_since(doc, summary, sumlen, &delta, &deltalen)))
+        goto crdt_fail;
+    if ((rc = ws_doc_version_db(ws, doc, &version)) ||
+        (rc = ws_doc_append_delta(ws, d, delta, deltalen)))
+        goto done;
+    stamp(c, d, KITH_WS_MODIFIED);
+    edit_row e = {KITH_WS_MODIFIED, d->path, NULL, ins, del, opseq, opend - opseq, version, NULL};
+    if ((rc = insert_edit(c, d, &e)) || (rc = save_doc(ws, d)))
+        goto done;
+    rc = push_event(c, KITH_WS_MODIFIED, d->path, NULL, ins, del, false, NULL);
+    goto done;
+crdt_fail:
+    ws_error(ws, rc, "%s: %s", d->path,
+             doc && *kith_doc_errmsg(doc) ? kith_doc_errmsg(doc) : kith_strerror(rc));
+done:
+    kith_free(ids);
     kith_free(old);
     kith_free(version);
     kith_free(summary);
@@ -362,7 +442,7 @@ int ws_change_meta(ws_change *c, ws_doc *d, int what, const char *old_path)
     if (!rc && d->kind == WS_TEXT) {
         kith_doc *doc = NULL;
         if (!(rc = ws_doc_crdt(ws, d, &doc)))
-            rc = version_text(ws, doc, &version);
+            rc = ws_doc_version_db(ws, doc, &version);
     }
     if (!rc) {
         edit_row e = {

@@ -344,7 +344,7 @@ int ws_scan_locked(kith_ws *ws, kith_ws_file_cb cb, void *ctx, kith_ws_result *r
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     w.start_ns = (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-    int rc = ws_writes_finish(ws); /* what an interrupted import left */
+    int rc = ws_writes_finish(ws, false); /* what an interrupted import left */
     if (!rc)
         rc = ws_docs_load(ws);
     if (!rc)

@@ -35,7 +35,8 @@ static const char *const schema_v1 =
     "CREATE INDEX edits_change ON edits(change);"
     "CREATE TABLE blobs(hash BLOB PRIMARY KEY, size INTEGER NOT NULL, data BLOB NOT NULL)"
     "  WITHOUT ROWID;"
-    "CREATE TABLE writes(id INTEGER PRIMARY KEY, tmp TEXT, path TEXT NOT NULL);";
+    "CREATE TABLE writes(id INTEGER PRIMARY KEY, tmp TEXT, path TEXT NOT NULL, doc INTEGER,"
+    "  base TEXT, osize INTEGER, omtime INTEGER, oino INTEGER);";
 
 int ws_error(kith_ws *ws, int rc, const char *fmt, ...)
 {

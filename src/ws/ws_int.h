@@ -70,6 +70,10 @@ struct kith_ws {
         char agent[33];
     } * auth_cache;
     size_t nauth_cache;
+    /* Tests only: runs between a merge's commit and its file writes, where
+     * a user's save is the race that ws_writes_finish must survive. */
+    void (*test_before_writes)(void *ctx);
+    void *test_ctx;
 };
 
 /* errors */
@@ -106,6 +110,8 @@ typedef struct ws_change ws_change;
 int ws_change_begin(kith_ws *ws, ws_change **out, const char *via);
 int ws_change_text(ws_change *c, ws_doc *d, int what, const char *old_path, const char *text,
                    size_t len);
+int ws_change_text_at(ws_change *c, ws_doc *d, const char *base, const char *text, size_t len);
+int ws_doc_version_db(kith_ws *ws, kith_doc *doc, char **out);
 int ws_change_binary(ws_change *c, ws_doc *d, int what, const char *old_path, const uint8_t *data,
                      size_t len);
 int ws_change_meta(ws_change *c, ws_doc *d, int what, const char *old_path);
@@ -132,7 +138,7 @@ int ws_path_check(kith_ws *ws, const char *arg, char **rel);
 void ws_blob_hash(uint8_t out[32], const void *data, size_t len);
 int ws_blob_put(kith_ws *ws, const uint8_t hash[32], const void *data, size_t len);
 int ws_blob_get(kith_ws *ws, const uint8_t hash[32], char **out, size_t *len);
-int ws_writes_finish(kith_ws *ws);
+int ws_writes_finish(kith_ws *ws, bool live);
 int ws_write_tmp(kith_ws *ws, const char *rel, const char *data, size_t len, struct stat *st,
                  char **tmp);
 int ws_scan_locked(kith_ws *ws, kith_ws_file_cb cb, void *ctx, kith_ws_result *res);

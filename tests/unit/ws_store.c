@@ -90,6 +90,89 @@ TT_TEST(keys_and_init_as)
     kith_ws_close(ws);
 }
 
+/* The user saves a file in the instant between a merge's commit and the
+ * write of the merged text: the save must not be lost, nor the merge. */
+static void user_saves(void *ctx)
+{
+    FILE *f = fopen((const char *)ctx, "w");
+    if (f) {
+        fputs("zero\none\ntwo\n", f);
+        fclose(f);
+    }
+}
+
+static int grab(const uint8_t author[32], uint64_t seq, const uint8_t *payload, size_t len,
+                void *ctx)
+{
+    uint8_t **p = ctx;
+    *p = malloc(len + sizeof(size_t));
+    memcpy(*p, &len, sizeof len);
+    memcpy(*p + sizeof len, payload, len);
+    return 1;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = calloc(1, 4096);
+    size_t n = fread(buf, 1, 4095, f);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+TT_TEST(save_during_merge_write_is_kept)
+{
+    kith_ws *a = NULL, *b = NULL;
+    char da[300], db[300], fa[400], fb[400];
+    snprintf(da, sizeof da, "%s/race-a", root);
+    snprintf(db, sizeof db, "%s/race-b", root);
+    TT_OK(kith_ws_init(da, "Alice", &a));
+    snprintf(fa, sizeof fa, "%s/x.md", da);
+    FILE *f = fopen(fa, "w");
+    fputs("one\ntwo\n", f);
+    fclose(f);
+    kith_ws_result r;
+    TT_OK(kith_ws_scan(a, NULL, NULL, &r));
+    uint8_t *exp = NULL;
+    size_t elen = 0;
+    TT_OK(kith_ws_export(a, &exp, &elen));
+    TT_OK(kith_ws_join(db, "Bob", exp, elen, &b));
+    kith_free(exp);
+    f = fopen(fa, "w");
+    fputs("one\ntwo\nthree\n", f);
+    fclose(f);
+    TT_OK(kith_ws_scan(a, NULL, NULL, &r));
+    kith_ws_vv_entry *vv = NULL;
+    size_t n = 0;
+    uint8_t *payload = NULL;
+    TT_OK(kith_ws_vv(b, &vv, &n));
+    TT_OK(kith_ws_changes_since(a, vv, n, grab, &payload));
+    kith_free(vv);
+    TT_ASSERT(payload);
+    size_t plen;
+    memcpy(&plen, payload, sizeof plen);
+    snprintf(fb, sizeof fb, "%s/x.md", db);
+    b->test_before_writes = user_saves;
+    b->test_ctx = fb;
+    TT_OK(kith_ws_apply_change(b, payload + sizeof plen, plen, NULL, NULL, &r));
+    b->test_before_writes = NULL;
+    free(payload);
+    char *text = slurp(fb);
+    TT_STREQ(text, "zero\none\ntwo\nthree\n");
+    free(text);
+    char *rec = NULL;
+    size_t rlen = 0;
+    TT_OK(kith_ws_cat(b, fb, NULL, &rec, &rlen));
+    TT_STREQ(rec, "zero\none\ntwo\nthree\n");
+    kith_free(rec);
+    TT_OK(kith_ws_check(b));
+    kith_ws_close(a);
+    kith_ws_close(b);
+}
+
 static void cleanup(void)
 {
     char cmd[300];
@@ -107,4 +190,5 @@ static void setup(void)
     atexit(cleanup);
 }
 
-TT_MAIN(TT_CASE(busy_lock_times_out_clearly), TT_CASE(not_a_workspace), TT_CASE(keys_and_init_as))
+TT_MAIN(TT_CASE(busy_lock_times_out_clearly), TT_CASE(not_a_workspace), TT_CASE(keys_and_init_as),
+        TT_CASE(save_during_merge_write_is_kept))
