@@ -64,7 +64,15 @@ static const struct verb verbs[] = {
     {"bench", cmd_bench, "measure the CRDT on editing traces (kith bench trace FILE...)"},
     {"ai", cmd_ai, "on-device language model: run, tokenize, info, bench, quantize"},
     {"hub", cmd_net, "serve end-to-end encrypted sync (kith hub --listen ADDR:PORT --data DIR)"},
+    {"remote", cmd_net, "list the hubs, or add one (kith remote add URL)"},
+    {"sync", cmd_net, "push and pull changes with every hub once"},
+    {"invite", cmd_net, "print a one-time join link for a new device"},
+    {"join", cmd_net, "make a folder a full replica from a join link"},
+    {"members", cmd_net, "list the workspace's members"},
+    {"remove", cmd_net, "remove a member and rotate the key"},
+    {"bundle", cmd_net, "sync through a file: create, apply, summary"},
     {"daemon", cmd_net, "sync the folder in the background (kith daemon [--detach] | stop)"},
+    {"serve", cmd_net, "serve the on-device model over a local HTTP API (kith serve --port N)"},
     {"version", cmd_version, "print the version"},
 };
 

@@ -80,7 +80,7 @@ static void on_file(const kith_ws_file *f, void *ctx)
 static void arm_debounce(struct daemon *d, uint64_t delay);
 
 /* Records what changed in the folder; pushes it when something was. */
-static void scan_now(struct daemon *d)
+static void scan_now(struct daemon *d, int after_event)
 {
     struct scan_note note = {{0}, 0};
     kith_ws_result res;
@@ -95,11 +95,15 @@ static void scan_now(struct daemon *d)
         dlog(KITH_LOG_ERROR, "scan failed: %s", kith_ws_errmsg(d->ws));
         return;
     }
-    if (!res.change[0])
-        return;
-    dlog(KITH_LOG_INFO, "recorded %.12s: %zu file%s (%s%s)", res.change, res.files,
-         res.files == 1 ? "" : "s", note.names, note.shown > 3 ? ", ..." : "");
-    if (d->rep)
+    if (res.change[0])
+        dlog(KITH_LOG_INFO, "recorded %.12s: %zu file%s (%s%s)", res.change, res.files,
+             res.files == 1 ? "" : "s", note.names, note.shown > 3 ? ", ..." : "");
+    /* Pushed even when this scan found nothing: a save that landed while a
+     * remote change was being applied was recorded by kith_ws_apply_change
+     * (so that it is merged, not overwritten), and this scan, which its
+     * event caused, is the daemon's only sign of it. The replica pushes
+     * only what the hubs lack, so this costs a version-vector read. */
+    if (d->rep && (res.change[0] || after_event))
         kith_replica_local_changed(d->rep);
 }
 
@@ -107,7 +111,7 @@ static void on_debounce(uv_timer_t *t)
 {
     struct daemon *d = t->data;
     d->dirty = 0;
-    scan_now(d);
+    scan_now(d, 1);
 }
 
 static void arm_debounce(struct daemon *d, uint64_t delay)
@@ -136,7 +140,7 @@ static void on_change(void *ud)
 static void on_backstop(uv_timer_t *t)
 {
     struct daemon *d = t->data;
-    scan_now(d);
+    scan_now(d, 0);
 }
 
 /* ---- network ------------------------------------------------------------------------ */
@@ -171,7 +175,7 @@ static void begin_stop(struct daemon *d, int sig)
     d->stopping = 1;
     dlog(KITH_LOG_INFO, "stopping (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
     if (d->dirty) /* an edit not yet recorded: record it now, not at the next start */
-        scan_now(d);
+        scan_now(d, 1);
     dwatch_stop(d->watch);
     d->watch = NULL;
     dnetlink_stop(d->netlink);
@@ -308,7 +312,7 @@ static int run(struct daemon *d, const struct daemon_opts *o, int ready_fd, int 
     dlog(KITH_LOG_INFO, "daemon started in %s: %zu folder%s watched", kith_ws_root(d->ws),
          dwatch_count(d->watch), dwatch_count(d->watch) == 1 ? "" : "s");
     /* Edits made while no daemon ran are recorded (and pushed) now. */
-    scan_now(d);
+    scan_now(d, 1);
     if (ready_fd >= 0) {
         ssize_t w = write(ready_fd, "R", 1);
         (void)w; /* a parent that went away does not stop the daemon */
@@ -324,17 +328,16 @@ static int run(struct daemon *d, const struct daemon_opts *o, int ready_fd, int 
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: kith daemon [--detach] [--log FILE] [--no-lan] [--lan-port PORT]\n"
-            "                   [--quiet | --verbose]\n"
-            "       kith daemon stop | status\n\n"
-            "Keeps the workspace in sync: watches the folder and records every saved\n"
-            "edit, pushes it to the hubs and LAN peers at once, and writes their changes\n"
-            "into the folder as they arrive. Logs one line per event on stderr.\n"
-            "  --detach      run in the background (pid in .kith/daemon.pid, log in\n"
-            "                .kith/daemon.log unless --log); 'kith daemon stop' stops it\n"
-            "  --no-lan      do not look for peers on the local network\n"
-            "  --lan-port N  UDP port of LAN discovery beacons (default 47471)\n");
+    fprintf(f, "usage: kith daemon [--detach] [--log FILE] [--no-lan] [--lan-port PORT]\n"
+               "                   [--quiet | --verbose]\n"
+               "       kith daemon stop | status\n\n"
+               "Keeps the workspace in sync: watches the folder and records every saved\n"
+               "edit, pushes it to the hubs and LAN peers at once, and writes their changes\n"
+               "into the folder as they arrive. Logs one line per event on stderr.\n"
+               "  --detach      run in the background (pid in .kith/daemon.pid, log in\n"
+               "                .kith/daemon.log unless --log); 'kith daemon stop' stops it\n"
+               "  --no-lan      do not look for peers on the local network\n"
+               "  --lan-port N  UDP port of LAN discovery beacons (default 47471)\n");
 }
 
 static int parse(int argc, char **argv, struct daemon_opts *o)

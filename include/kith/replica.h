@@ -35,14 +35,19 @@ typedef struct kith_replica_report {
 } kith_replica_report;
 
 /* Attaches @ws (borrowed; it must outlive the replica) to its sync state,
- * creating .kith/sync.db if missing. Caller frees with kith_replica_close. */
+ * creating .kith/sync.db if missing. Caller frees with kith_replica_close;
+ * as kith_ws_open, a handle comes back even on failure (unless out of
+ * memory) so that kith_replica_errmsg can say why: close it. */
 KITH_API KITH_NODISCARD int kith_replica_open(kith_ws *ws, kith_replica **out /* OUT */);
 KITH_API void kith_replica_close(kith_replica *r);
+/* Text of the last error (or, after a success, what was done). Borrowed. */
 KITH_API const char *kith_replica_errmsg(const kith_replica *r);
 
 /* Adds a hub (wss://HOST:PORT) pinned by @fingerprint ("SHA256:<hex>", or
- * NULL to verify with the system's CAs). The workspace's owner registers it
- * there (membership genesis, wrapped keys) on the first add. */
+ * NULL to verify with the system's CAs). A device that has no membership
+ * chain yet (the one that made the workspace) registers the workspace there
+ * (signed genesis); every add then pushes what the hub lacks and uploads a
+ * snapshot (kith_ws_export). Nothing is kept if the hub cannot be reached. */
 KITH_API KITH_NODISCARD int kith_replica_remote_add(kith_replica *r, const char *url,
                                                     const char *fingerprint);
 
@@ -58,18 +63,29 @@ KITH_API KITH_NODISCARD int kith_replica_remotes(kith_replica *r,
                                                            void *ctx),
                                                  void *ctx);
 
-/* One exchange with every remote (and LAN peer found within the timeout):
- * push what they lack, pull what this device lacks, apply, write files.
- * Returns KITH_OK when at least one remote answered, or there are none. */
+/* One exchange with every remote: push what they lack, pull what this
+ * device lacks, apply, write files, write .kith/sync-state.json. @timeout_ms
+ * <= 0: 15 s per remote. Returns KITH_OK when every remote answered and
+ * took every push (or there are none); else the first failure, with *rep
+ * still saying what moved (a reader's local changes are reported as
+ * KITH_EPERM after its pull). */
 KITH_API KITH_NODISCARD int kith_replica_sync(kith_replica *r, int timeout_ms,
                                               kith_replica_report *rep /* OUT */);
 
-/* Membership. Roles are kith_sync's (owner, admin, writer, reader). */
+/* Membership. Roles are kith_sync's (owner, admin, writer, reader).
+ * invite: through the first remote; the link is valid for @expires_ms from
+ * now (<= 0: 7 days) and admits one device once. */
 KITH_API KITH_NODISCARD int kith_replica_invite(kith_replica *r, int role, int64_t expires_ms,
                                                 char **link /* OUT, kith_free */);
+/* Makes @dir a new replica from a join link: kith_ws_init_as, the invite's
+ * keys, then the hub's snapshot and every change after it. On failure the
+ * .kith/ this call made is removed (the link may be spent: ask for a new
+ * one) and kith_replica_join_errmsg says why. */
 KITH_API KITH_NODISCARD int kith_replica_join(const char *link, const char *dir, const char *name,
                                               kith_ws **ws /* OUT */,
                                               kith_replica_report *rep /* OUT */);
+/* Why the calling thread's last kith_replica_join failed. Borrowed. */
+KITH_API const char *kith_replica_join_errmsg(void);
 
 typedef struct kith_replica_member {
     const char *name;
@@ -83,7 +99,8 @@ KITH_API KITH_NODISCARD int kith_replica_members(kith_replica *r,
                                                            void *ctx),
                                                  void *ctx);
 /* Removes a member (by name or a prefix of its device id): signs the
- * removal, rotates the workspace key for new changes, tells the hubs. */
+ * removal, makes the key of the next epoch for new changes and hands it to
+ * each remaining member in a key envelope (PROTOCOL.md "Key rotation"). */
 KITH_API KITH_NODISCARD int kith_replica_remove(kith_replica *r, const char *who);
 
 /* ---- live mode (kith daemon) ------------------------------------------------------- */
@@ -96,13 +113,18 @@ KITH_API KITH_NODISCARD int kith_replica_attach(kith_replica *r, void *uv_loop);
 KITH_API void kith_replica_local_changed(kith_replica *r);
 /* The network changed (an address came up): retry offline remotes now. */
 KITH_API void kith_replica_network_changed(kith_replica *r);
-/* Closes the live connections (the loop then runs out of their handles). */
+/* Closes the live connections and frees the network's libuv handles.
+ * Call it on the loop's thread outside any uv callback (it runs the loop
+ * with UV_RUN_NOWAIT while libwebsockets closes, as kith_sync_loop_free
+ * does): e.g. uv_stop in the signal callback, then detach after uv_run
+ * returns. kith_replica_close detaches too. */
 KITH_API void kith_replica_detach(kith_replica *r);
 
 /* ---- bundles (no network at all) ---------------------------------------------------- */
 
 /* Writes the changes a device at @vv (NULL: nothing held) lacks into one
- * file, sealed and signed like blobs on the wire. */
+ * file, sealed and signed like blobs on the wire (PROTOCOL.md "Bundles").
+ * Changes of other authors go in when this device kept their blobs. */
 KITH_API KITH_NODISCARD int kith_replica_bundle_create(kith_replica *r, const char *path,
                                                        const kith_ws_vv_entry *vv, size_t n);
 KITH_API KITH_NODISCARD int kith_replica_bundle_apply(kith_replica *r, const char *path,
@@ -139,5 +161,13 @@ KITH_API void kith_lan_network_changed(kith_lan *lan);
 KITH_API size_t kith_lan_peers(const kith_lan *lan);
 /* Closes the sockets and timers (freed once the loop has closed them). Accepts NULL. */
 KITH_API void kith_lan_stop(kith_lan *lan);
+
+/* This device's summary, "kith-vv1:<64 hex author>.<seq>,..." (what a
+ * bundle --for names); *out is the caller's (kith_free). */
+KITH_API KITH_NODISCARD int kith_replica_summary(kith_replica *r, char **out /* OUT */);
+/* Parses a summary; KITH_ECORRUPT if malformed. *vv is the caller's (kith_free). */
+KITH_API KITH_NODISCARD int kith_replica_summary_parse(const char *s,
+                                                       kith_ws_vv_entry **vv /* OUT */,
+                                                       size_t *n /* OUT */);
 
 #endif

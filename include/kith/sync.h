@@ -335,8 +335,9 @@ enum kith_sync_state {
  */
 typedef struct kith_sync_callbacks {
     /* Authenticated. @members is the hub's chain, verified here (and anchored
-     * to opts.genesis when given); @wrapped (JOIN only) is the invite's
-     * wrapped key for kith_invite_unwrap. The app normally calls hello now. */
+     * to opts.genesis when given); @wrapped is, for a JOIN, the invite's
+     * wrapped key for kith_invite_unwrap, and for a member the key
+     * envelopes the hub holds for it (229 bytes each, newest epoch first). The app normally calls hello now. */
     void (*ready)(void *ud, kith_sync_client *c, int role, const kith_members *members,
                   const uint8_t *wrapped, size_t wrapped_len);
     /* The hub's vector, answering hello: push what it lacks, in causal order. */
@@ -392,6 +393,10 @@ KITH_API KITH_NODISCARD int kith_sync_client_push(kith_sync_client *c, const uin
 KITH_API KITH_NODISCARD int kith_sync_client_member_op(kith_sync_client *c, const uint8_t *op,
                                                        size_t len, const uint8_t *wrapped,
                                                        size_t wrapped_len);
+/* Uploads key envelopes (@len a multiple of 229 bytes; PROTOCOL.md "Key
+ * rotation"); the answer comes through member_op with the chain unchanged. */
+KITH_API KITH_NODISCARD int kith_sync_client_keys_put(kith_sync_client *c, const uint8_t *env,
+                                                      size_t len);
 /* Uploads a sealed snapshot blob covering @covers (see PROTOCOL.md). */
 KITH_API KITH_NODISCARD int kith_sync_client_snapshot(kith_sync_client *c, const kith_vv *covers,
                                                       const uint8_t *blob, size_t len);

@@ -127,10 +127,10 @@ int rp_take_blob(kith_replica *r, const uint8_t *blob, size_t len, kith_replica_
         return rp_fail(r, rc, "refused a blob: %s", kith_strerror(rc));
     if (info.kind != KITH_BLOB_CHANGE || memcmp(info.ws_id, r->ws_id, 16) != 0)
         return rp_fail(r, KITH_EINVAL, "refused a blob of another kind or workspace");
-    if (!author_may_write(r, info.author, info.epoch))
-        return rp_fail(r, KITH_EPERM, "refused a blob whose author may not write");
     if (kith_vv_check(r->held, info.author, info.seq) == KITH_SEQ_DUP)
         return KITH_OK;
+    if (!author_may_write(r, info.author, info.epoch))
+        return rp_fail(r, KITH_EPERM, "refused a blob whose author may not write");
     rc = rp_blob_put(r, &info, blob, len, 0);
     if (rc)
         return rc;
@@ -367,6 +367,13 @@ static void cb_ready(void *ud, kith_sync_client *c, int role, const kith_members
     }
     if (k->mode == KITH_SYNC_MEMBER && wl && rp_keys_take_envelopes(r, wrapped, wl) != KITH_OK)
         kith_log(KITH_LOG_WARN, "replica: %s", r->err);
+    if (!k->live)
+        return;
+    /* Live: catch up at once, then stay for the relay. */
+    if (rp_keys_send_envelopes(k, 0) != KITH_OK)
+        kith_log(KITH_LOG_WARN, "replica: %s", r->err);
+    if (kith_sync_client_hello(c, r->held, kith_vv_count(r->held) == 0) != KITH_OK)
+        kith_sync_client_close(c);
 }
 
 static void cb_hub_vv(void *ud, kith_sync_client *c, const kith_vv *hub)
@@ -434,6 +441,11 @@ static void cb_snapshot(void *ud, kith_sync_client *c, const kith_vv *covers, co
         kith_log(KITH_LOG_WARN, "replica: snapshot refused: %s", kith_strerror(rc));
         return;
     }
+    /* The hub holds a snapshot this large: no need to send it another soon. */
+    char name[300], v[32];
+    snprintf(name, sizeof name, "snap:%s", k->url);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)vv_total(covers));
+    rp_meta_set(r, name, v);
     kith_vv *now = NULL;
     if (rp_ws_vv(r, &now) == KITH_OK) {
         k->rep.pulled += vv_total(now) - vv_total(r->held);
@@ -505,8 +517,6 @@ static void cb_member_op(void *ud, kith_sync_client *c, int status, const char *
         k->member_status = KITH_OK;
     }
 }
-
-void rp_live_closed(struct rconn *k); /* live.c */
 
 static void cb_closed(void *ud, kith_sync_client *c, int err, const char *msg)
 {
@@ -619,7 +629,7 @@ int rp_conn_exchange_done(struct rconn *k)
     return k->caught_up && k->got_hub_vv && k->pushes_out == 0 && !k->snap_pending;
 }
 
-static int member_done(struct rconn *k)
+int rp_conn_member_done(struct rconn *k)
 {
     return k->member_done;
 }
@@ -635,7 +645,7 @@ int rp_conn_member_op(struct rconn *k, uint8_t *op, size_t len, const uint8_t *w
     kith_free(op);
     if (rc)
         return rp_fail(k->r, rc, "cannot send the membership change: %s", kith_strerror(rc));
-    rc = rp_conn_run(k, member_done, timeout_ms);
+    rc = rp_conn_run(k, rp_conn_member_done, timeout_ms);
     k->member_wait = 0;
     if (rc == KITH_OK && k->member_status != KITH_OK)
         rc = rp_fail(k->r, k->member_status, "%s", k->errmsg);
@@ -650,7 +660,7 @@ int rp_conn_exchange(struct rconn *k, int timeout_ms, int force_snapshot)
     int rc = rp_conn_run(k, rp_conn_ready_or_closed, timeout_ms);
     if (rc)
         return rc;
-    if (rp_keys_send_envelopes(k) != KITH_OK)
+    if (rp_keys_send_envelopes(k, 1) != KITH_OK)
         kith_log(KITH_LOG_WARN, "replica: %s", r->err);
     int empty = kith_vv_count(r->held) == 0;
     rc = kith_sync_client_hello(k->c, r->held, empty);

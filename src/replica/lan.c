@@ -113,9 +113,8 @@ int lan_beacon_open(const struct lan_keys *k, uint64_t now_epoch, const uint8_t 
     if (sodium_memcmp(tag, buf + 12, 16)) /* another workspace's, most likely */
         return -1;
     uint8_t plain[PLAIN_LEN];
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, buf + HDR_LEN,
-                                                   len - HDR_LEN, buf, HDR_LEN, buf + 28,
-                                                   k->seal))
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, buf + HDR_LEN, len - HDR_LEN,
+                                                   buf, HDR_LEN, buf + 28, k->seal))
         return -1;
     const uint8_t *p = plain;
     b->epoch = epoch;
@@ -239,7 +238,8 @@ static void expire_peers(kith_lan *l)
     }
 }
 
-/* ---- sockets ----------------------------------------------------------------------------------- */
+/* ---- sockets -----------------------------------------------------------------------------------
+ */
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -340,7 +340,8 @@ static void on_tick(uv_timer_t *t)
     uv_timer_start(&l->timer, on_tick, next_delay(l), 0);
 }
 
-/* ---- lifetime ---------------------------------------------------------------------------------- */
+/* ---- lifetime ----------------------------------------------------------------------------------
+ */
 
 static void lan_free(kith_lan *l)
 {

@@ -34,7 +34,7 @@ struct rconn {
     int member_wait, member_done, member_status;
     uint8_t member_hash[32];
     int err;
-    char errmsg[320];
+    char errmsg[600];
     kith_vv *hub_known; /* what the hub holds, as far as we know */
     kith_replica_report rep;
     uint8_t *wrapped; /* JOIN: the invite's wrapped keys; MEMBER: key envelopes */
@@ -100,6 +100,9 @@ int rp_conn_start(struct rconn *k);
 int rp_conn_run(struct rconn *k, int (*done)(struct rconn *k), int timeout_ms);
 int rp_conn_exchange_done(struct rconn *k);
 int rp_conn_ready_or_closed(struct rconn *k);
+int rp_conn_member_done(struct rconn *k);
+int rp_conn_exchange(struct rconn *k, int timeout_ms, int force_snapshot);
+void rp_live_closed(struct rconn *k);
 int rp_conn_member_op(struct rconn *k, uint8_t *op, size_t len, const uint8_t *wrapped,
                       size_t wl, int timeout_ms);
 /* Opens, checks and applies (or keeps) one received change blob. */
@@ -110,7 +113,7 @@ int rp_drain(kith_replica *r, kith_replica_report *rep);
 int rp_push_missing(struct rconn *k);
 /* Key envelopes (PROTOCOL.md "Key rotation"). */
 int rp_keys_take_envelopes(kith_replica *r, const uint8_t *p, size_t len);
-int rp_keys_send_envelopes(struct rconn *k);
+int rp_keys_send_envelopes(struct rconn *k, int wait);
 int rp_envelope_make(kith_replica *r, uint32_t epoch, const uint8_t key[32],
                      const uint8_t recipient[32], uint8_t out[229]);
 

@@ -202,6 +202,17 @@ static void on_welcome(kith_sync_client *c, const struct sync_msg *m)
         return;
     }
     int role = m->u.welcome.role;
+    kith_free(c->wrapped);
+    c->wrapped = NULL;
+    c->wrapped_len = m->u.welcome.wrapped_len;
+    if (c->wrapped_len) {
+        c->wrapped = kith_malloc(c->wrapped_len);
+        if (!c->wrapped) {
+            fail(c, SYNC_ST_INTERNAL, "out of memory");
+            return;
+        }
+        memcpy(c->wrapped, m->u.welcome.wrapped, c->wrapped_len);
+    }
     if (c->mode != KITH_SYNC_JOIN) {
         if (kith_members_role(c->members, c->pk) != role) {
             fail(c, SYNC_ST_INVALID, "hub claims role %s that the chain does not give",
@@ -218,17 +229,6 @@ static void on_welcome(kith_sync_client *c, const struct sync_msg *m)
     if (kith_members_invite(c->members, cap_pk, &irole, &exp) != KITH_OK || irole != role) {
         fail(c, SYNC_ST_INVALID, "the chain holds no matching invite");
         return;
-    }
-    kith_free(c->wrapped);
-    c->wrapped = NULL;
-    c->wrapped_len = m->u.welcome.wrapped_len;
-    if (c->wrapped_len) {
-        c->wrapped = kith_malloc(c->wrapped_len);
-        if (!c->wrapped) {
-            fail(c, SYNC_ST_INTERNAL, "out of memory");
-            return;
-        }
-        memcpy(c->wrapped, m->u.welcome.wrapped, c->wrapped_len);
     }
     kith_free(c->join_op);
     int rc = kith_member_op_join(c->members, c->sk, c->cap_seed, (uint64_t)now_ms(), &c->join_op,
@@ -267,7 +267,7 @@ static void on_member_result(kith_sync_client *c, const struct sync_msg *m)
     if (!c->pend)
         c->pend_tail = NULL;
     int err = sync_status_err(st);
-    if (st == SYNC_ST_OK && kith_members_apply(c->members, p->op, p->len) != KITH_OK) {
+    if (st == SYNC_ST_OK && p->len && kith_members_apply(c->members, p->op, p->len) != KITH_OK) {
         kith_free(p);
         fail(c, SYNC_ST_INVALID, "hub accepted an op that does not verify here");
         return;
@@ -641,8 +641,10 @@ int kith_sync_client_push(kith_sync_client *c, const uint8_t *blob, size_t len)
     return send_frame(c, &b);
 }
 
-int kith_sync_client_member_op(kith_sync_client *c, const uint8_t *op, size_t len,
-                               const uint8_t *wrapped, size_t wrapped_len)
+/* MEMBER_OP, or KEYS_PUT when @op is NULL (its answer is a MEMBER_RESULT
+ * too; the pending entry has no op to apply). */
+static int member_frame(kith_sync_client *c, const uint8_t *op, size_t len,
+                        const uint8_t *wrapped, size_t wrapped_len)
 {
     if (c->state != KITH_SYNC_READY || len > SYNC_OP_MAX || wrapped_len > SYNC_WRAP_MAX)
         return KITH_EINVAL;
@@ -651,11 +653,17 @@ int kith_sync_client_member_op(kith_sync_client *c, const uint8_t *op, size_t le
         return KITH_ENOMEM;
     p->next = NULL;
     p->len = len;
-    memcpy(p->op, op, len);
+    /* Not memcpy(.., NULL, 0): the compiler may then assume op != NULL. */
+    if (len)
+        memcpy(p->op, op, len);
     struct sbuf b;
     sb_init(&b);
-    sync_frame_begin(&b, SYNC_MEMBER_OP);
-    sb_bytes(&b, op, len);
+    if (len) {
+        sync_frame_begin(&b, SYNC_MEMBER_OP);
+        sb_bytes(&b, op, len);
+    } else {
+        sync_frame_begin(&b, SYNC_KEYS_PUT);
+    }
     sb_bytes(&b, wrapped, wrapped_len);
     int rc = send_frame(c, &b);
     if (rc) {
@@ -668,6 +676,21 @@ int kith_sync_client_member_op(kith_sync_client *c, const uint8_t *op, size_t le
         c->pend = p;
     c->pend_tail = p;
     return KITH_OK;
+}
+
+int kith_sync_client_member_op(kith_sync_client *c, const uint8_t *op, size_t len,
+                               const uint8_t *wrapped, size_t wrapped_len)
+{
+    if (!op || !len)
+        return KITH_EINVAL;
+    return member_frame(c, op, len, wrapped, wrapped_len);
+}
+
+int kith_sync_client_keys_put(kith_sync_client *c, const uint8_t *env, size_t len)
+{
+    if (!len || len % SYNC_ENV_LEN)
+        return KITH_EINVAL;
+    return member_frame(c, NULL, 0, env, len);
 }
 
 int kith_sync_client_snapshot(kith_sync_client *c, const kith_vv *covers, const uint8_t *blob,

@@ -234,7 +234,13 @@ static void auth_member(kith_hub *h, struct hconn *c, const struct sync_msg *m)
         return;
     }
     become_ready(c, role);
-    send_welcome(c, role, NULL, 0);
+    /* A member's key envelopes ride in WELCOME's wrapped field. */
+    uint8_t *env = NULL;
+    size_t elen = 0;
+    if (hs_env_get(h->st, c->ws->wid, c->pk, SYNC_WRAP_MAX, &env, &elen) != KITH_OK)
+        kith_log(KITH_LOG_WARN, "%s: cannot load key envelopes", c->who);
+    send_welcome(c, role, env, elen);
+    kith_free(env);
 }
 
 static void auth_register(kith_hub *h, struct hconn *c, const struct sync_msg *m)
@@ -465,6 +471,57 @@ static void on_member_op(kith_hub *h, struct hconn *c, const struct sync_msg *m)
              kith_members_length(c->ws->m) - 1, c->who);
     send_member_result(c, SYNC_ST_OK, kith_members_length(c->ws->m), "");
     after_op(h, c, m->u.member_op.op, m->u.member_op.op_len);
+}
+
+/* Key envelopes after a rotation: each names its epoch, recipient and
+ * sender in clear and is signed by the sender (PROTOCOL.md "Key rotation"). */
+static void on_keys_put(kith_hub *h, struct hconn *c, const struct sync_msg *m)
+{
+    const char *why = "";
+    unsigned st = SYNC_ST_OK;
+    const uint8_t *p = m->u.keys.env;
+    size_t n = m->u.keys.len / SYNC_ENV_LEN;
+    if (c->role < KITH_ROLE_WRITER) {
+        st = SYNC_ST_FORBIDDEN;
+        why = "only writers and up hand out keys";
+    }
+    for (size_t i = 0; st == SYNC_ST_OK && i < n; i++) {
+        const uint8_t *e = p + i * SYNC_ENV_LEN;
+        uint32_t epoch = get_u32(e + 17);
+        if (e[0] != 1 || memcmp(e + 1, c->ws->ws_id, 16) != 0 || memcmp(e + 53, c->pk, 32) != 0) {
+            st = SYNC_ST_INVALID;
+            why = "key envelope of another workspace or sender";
+        } else if (sync_verify("kith-key-v1", e, 165, e + 53, e + 165) != KITH_OK) {
+            st = SYNC_ST_BAD_SIGNATURE;
+            why = "key envelope signature does not verify";
+        } else if (epoch == 0 || epoch > kith_members_epoch(c->ws->m) ||
+                   kith_members_role(c->ws->m, e + 21) == KITH_ROLE_NONE) {
+            st = SYNC_ST_INVALID;
+            why = "key envelope for an unknown epoch or a non-member";
+        }
+    }
+    if (st == SYNC_ST_OK && hs_begin(h->st) == KITH_OK) {
+        for (size_t i = 0; st == SYNC_ST_OK && i < n; i++) {
+            const uint8_t *e = p + i * SYNC_ENV_LEN;
+            if (hs_env_put(h->st, c->ws->wid, get_u32(e + 17), e + 21, e + 53, e,
+                           SYNC_ENV_LEN) != KITH_OK)
+                st = SYNC_ST_INTERNAL;
+        }
+        if (st != SYNC_ST_OK || hs_commit(h->st) != KITH_OK) {
+            hs_rollback(h->st);
+            st = SYNC_ST_INTERNAL;
+            why = "hub storage error";
+        }
+    } else if (st == SYNC_ST_OK) {
+        st = SYNC_ST_INTERNAL;
+        why = "hub storage error";
+    }
+    if (st != SYNC_ST_OK)
+        kith_log(KITH_LOG_WARN, "%s: key envelopes refused: %s", c->who, why);
+    else
+        kith_log(KITH_LOG_INFO, "workspace %s: %zu key envelope%s from %s", c->ws->hex, n,
+                 n == 1 ? "" : "s", c->who);
+    send_member_result(c, st, kith_members_length(c->ws->m), why);
 }
 
 /* ---- blobs ---------------------------------------------------------------------------- */
@@ -716,6 +773,9 @@ static void on_frame(kith_hub *h, struct hconn *c)
             return;
         case SYNC_SNAPSHOT_PUT:
             on_snapshot_put(h, c, &m);
+            return;
+        case SYNC_KEYS_PUT:
+            on_keys_put(h, c, &m);
             return;
         default:
             refuse(c, SYNC_ST_BAD_STATE, "unexpected message type 0x%02x", m.type);

@@ -37,7 +37,10 @@ static const char schema[] =
     " role INTEGER NOT NULL, expires_ms INTEGER NOT NULL, wrapped BLOB NOT NULL,"
     " used INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(wid, cap_pk));"
     "CREATE TABLE IF NOT EXISTS snapshots(wid INTEGER PRIMARY KEY, vv BLOB NOT NULL,"
-    " total INTEGER NOT NULL, data BLOB NOT NULL);";
+    " total INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS keyenv(wid INTEGER NOT NULL, epoch INTEGER NOT NULL,"
+    " recipient BLOB NOT NULL, sender BLOB NOT NULL, data BLOB NOT NULL,"
+    " PRIMARY KEY(wid, recipient, epoch, sender));";
 
 static const char *const sql[HS_NSTMT] = {
     [HS_WS_FIND] = "SELECT id FROM workspaces WHERE ws=?1",
@@ -55,6 +58,9 @@ static const char *const sql[HS_NSTMT] = {
                  " LIMIT ?3",
     [HS_SNAP_GET] = "SELECT vv, total, data FROM snapshots WHERE wid=?1",
     [HS_SNAP_PUT] = "INSERT OR REPLACE INTO snapshots(wid, vv, total, data) VALUES(?1, ?2, ?3, ?4)",
+    [HS_ENV_PUT] = "INSERT OR REPLACE INTO keyenv(wid, epoch, recipient, sender, data)"
+                   " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [HS_ENV_GET] = "SELECT data FROM keyenv WHERE wid=?1 AND recipient=?2 ORDER BY epoch DESC",
     [HS_BEGIN] = "BEGIN IMMEDIATE",
     [HS_COMMIT] = "COMMIT",
     [HS_ROLLBACK] = "ROLLBACK",
@@ -350,4 +356,49 @@ int hs_snapshot_get(hubstore *s, int64_t wid, hs_snapshot_fn fn, void *ud)
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return ret;
+}
+
+int hs_env_put(hubstore *s, int64_t wid, uint32_t epoch, const uint8_t recipient[32],
+               const uint8_t sender[32], const uint8_t *data, size_t len)
+{
+    sqlite3_stmt *st = s->st[HS_ENV_PUT];
+    sqlite3_bind_int64(st, 1, wid);
+    sqlite3_bind_int64(st, 2, epoch);
+    sqlite3_bind_blob(st, 3, recipient, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, sender, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, data, (int)len, SQLITE_STATIC);
+    return step_done(st);
+}
+
+int hs_env_get(hubstore *s, int64_t wid, const uint8_t recipient[32], size_t max, uint8_t **out,
+               size_t *len)
+{
+    sqlite3_stmt *st = s->st[HS_ENV_GET];
+    size_t cap = 0;
+    int rc = KITH_OK, step;
+    *out = NULL;
+    *len = 0;
+    sqlite3_bind_int64(st, 1, wid);
+    sqlite3_bind_blob(st, 2, recipient, 32, SQLITE_STATIC);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        if (*len + n > max)
+            break;
+        if (kith_grow((void **)out, &cap, *len + n, 1) != 0) {
+            rc = KITH_ENOMEM;
+            break;
+        }
+        memcpy(*out + *len, sqlite3_column_blob(st, 0), n);
+        *len += n;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = KITH_EIO;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc) {
+        kith_free(*out);
+        *out = NULL;
+        *len = 0;
+    }
+    return rc;
 }

@@ -27,6 +27,8 @@ enum {
     HS_AFTER,
     HS_SNAP_GET,
     HS_SNAP_PUT,
+    HS_ENV_PUT,
+    HS_ENV_GET,
     HS_BEGIN,
     HS_COMMIT,
     HS_ROLLBACK,
@@ -78,5 +80,11 @@ int hs_snapshot_put(hubstore *s, int64_t wid, const uint8_t *vv, size_t vv_len, 
                     const uint8_t *data, size_t len);
 /* Calls @fn with the stored snapshot; KITH_ENOTFOUND if none. */
 int hs_snapshot_get(hubstore *s, int64_t wid, hs_snapshot_fn fn, void *ud);
+/* Key envelopes (PROTOCOL.md "Key rotation"): opaque to the hub but for
+ * their clear header; get concatenates those for @recipient, newest epoch first. */
+int hs_env_put(hubstore *s, int64_t wid, uint32_t epoch, const uint8_t recipient[32],
+               const uint8_t sender[32], const uint8_t *data, size_t len);
+int hs_env_get(hubstore *s, int64_t wid, const uint8_t recipient[32], size_t max,
+               uint8_t **out, size_t *len);
 
 #endif

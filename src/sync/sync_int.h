@@ -40,6 +40,7 @@ enum sync_type {
     SYNC_MEMBER_UPDATE = 0x0C,
     SYNC_SNAPSHOT_PUT = 0x0D,
     SYNC_SNAPSHOT = 0x0E,
+    SYNC_KEYS_PUT = 0x0F,
     SYNC_ERROR = 0x7F,
 };
 
@@ -144,6 +145,10 @@ struct sync_msg {
             size_t len;
         } snapshot; /* SNAPSHOT_PUT, SNAPSHOT */
         struct {
+            const uint8_t *env;
+            size_t len;
+        } keys; /* KEYS_PUT */
+        struct {
             uint16_t code;
             const uint8_t *text;
             size_t text_len;
@@ -152,6 +157,7 @@ struct sync_msg {
 };
 
 #define SYNC_HELLO_WANT_SNAPSHOT 0x01
+#define SYNC_ENV_LEN             229 /* one key envelope (PROTOCOL.md) */
 
 /*
  * Decodes one whole frame. KITH_OK; KITH_EVERSION when the magic is right

@@ -291,6 +291,11 @@ static void parse_body(struct rd *r, struct sync_msg *m)
         m->u.snapshot.vv = rd_vv(r, &m->u.snapshot.n, "snapshot vector");
         m->u.snapshot.blob = rd_bytes(r, &m->u.snapshot.len, SYNC_FRAME_MAX, "snapshot blob");
         break;
+    case SYNC_KEYS_PUT:
+        m->u.keys.env = rd_bytes(r, &m->u.keys.len, SYNC_WRAP_MAX, "key envelopes");
+        if (!r->why && (m->u.keys.len == 0 || m->u.keys.len % SYNC_ENV_LEN))
+            r->why = "key envelopes of a wrong size";
+        break;
     case SYNC_ERROR:
         m->u.error.code = rd_u16(r, "error code");
         m->u.error.text = rd_bytes(r, &m->u.error.text_len, SYNC_TEXT_MAX, "error text");
