@@ -25,6 +25,7 @@
 #include "cli/cmds.h"
 #include "cli/net/daemon_int.h"
 #include "cli/net/net.h"
+#include "kith/api.h"
 #include "kith/kith.h"
 #include "kith/replica.h"
 
@@ -40,6 +41,9 @@ struct daemon_opts {
     int lan_port;
     int level;
     const char *log_file;
+    int api;       /* serve the local HTTP API (kith_api) */
+    int api_port;  /* 0: a free one, written to .kith/api-port */
+    const char *model;
 };
 
 struct daemon {
@@ -49,6 +53,7 @@ struct daemon {
     kith_lan *lan;
     dwatch *watch;
     dnetlink *netlink;
+    kith_api *api;
     uv_timer_t debounce, backstop, force;
     uv_signal_t sigterm, sigint;
     uint64_t first_dirty; /* loop time of the first event not yet scanned */
@@ -182,6 +187,8 @@ static void begin_stop(struct daemon *d, int sig)
     d->netlink = NULL;
     kith_lan_stop(d->lan);
     d->lan = NULL;
+    kith_api_close(d->api);
+    d->api = NULL;
     if (d->rep)
         kith_replica_detach(d->rep);
     uv_close((uv_handle_t *)&d->debounce, NULL);
@@ -241,6 +248,39 @@ static int start_sync(struct daemon *d, const struct daemon_opts *o)
     return 0;
 }
 
+/* The local HTTP API on the daemon's loop (docs/API.md): the bearer token
+ * in .kith/api-token (0600), the port in .kith/api-port. A missing model
+ * leaves the AI endpoints answering 503; the daemon runs on. */
+static int start_api(struct daemon *d, const struct daemon_opts *o)
+{
+    char token[4200], portfile[4200], model[4096], err[256];
+    const char *root = kith_ws_root(d->ws);
+    snprintf(token, sizeof token, "%s/.kith/api-token", root);
+    snprintf(portfile, sizeof portfile, "%s/.kith/api-port", root);
+    if (kith_api_token_ensure(token, err, sizeof err)) {
+        dlog(KITH_LOG_ERROR, "api: %s", err);
+        return -1;
+    }
+    struct kith_api_opts ao;
+    kith_api_opts_init(&ao);
+    ao.uv_loop = &d->loop;
+    ao.port = o->api_port;
+    ao.token_file = token;
+    ao.model_path = serve_find_model(o->model, model, sizeof model) == 0 ? model : NULL;
+    if (kith_api_start(&ao, &d->api, err, sizeof err)) {
+        dlog(KITH_LOG_ERROR, "api: %s", err);
+        return -1;
+    }
+    FILE *f = fopen(portfile, "w");
+    if (f) {
+        fprintf(f, "%d\n", kith_api_port(d->api));
+        fclose(f);
+    }
+    printf("api: http://127.0.0.1:%d\n", kith_api_port(d->api));
+    fflush(stdout);
+    return 0;
+}
+
 static int start(struct daemon *d, const struct daemon_opts *o)
 {
     const char *root = kith_ws_root(d->ws);
@@ -248,6 +288,8 @@ static int start(struct daemon *d, const struct daemon_opts *o)
      * a busy scan is retried (scan_now). */
     kith_ws_set_busy_timeout(d->ws, 2000);
     if (start_sync(d, o))
+        return -1;
+    if (o->api && start_api(d, o))
         return -1;
     int rc = dwatch_start(&d->loop, root, on_change, d, &d->watch);
     if (rc) {
@@ -272,9 +314,10 @@ static void abort_start(struct daemon *d)
         dwatch_stop(d->watch);
         dnetlink_stop(d->netlink);
         kith_lan_stop(d->lan);
+        kith_api_close(d->api);
         if (d->rep)
             kith_replica_detach(d->rep);
-        d->watch = NULL, d->netlink = NULL, d->lan = NULL;
+        d->watch = NULL, d->netlink = NULL, d->lan = NULL, d->api = NULL;
     }
     uv_run(&d->loop, UV_RUN_DEFAULT);
 }
@@ -329,6 +372,7 @@ static int run(struct daemon *d, const struct daemon_opts *o, int ready_fd, int 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: kith daemon [--detach] [--log FILE] [--no-lan] [--lan-port PORT]\n"
+               "                   [--api [127.0.0.1:]PORT | --no-api] [--model M]\n"
                "                   [--quiet | --verbose]\n"
                "       kith daemon stop | status\n\n"
                "Keeps the workspace in sync: watches the folder and records every saved\n"
@@ -337,13 +381,20 @@ static void usage(FILE *f)
                "  --detach      run in the background (pid in .kith/daemon.pid, log in\n"
                "                .kith/daemon.log unless --log); 'kith daemon stop' stops it\n"
                "  --no-lan      do not look for peers on the local network\n"
-               "  --lan-port N  UDP port of LAN discovery beacons (default 47471)\n");
+               "  --lan-port N  UDP port of LAN discovery beacons (default 47471)\n"
+               "  --api PORT    serve the local HTTP API (docs/API.md) on 127.0.0.1:PORT;\n"
+               "                by default on a free port, written to .kith/api-port; it\n"
+               "                prints 'api: http://127.0.0.1:PORT' when ready; the bearer\n"
+               "                token is in .kith/api-token\n"
+               "  --no-api      no HTTP API\n"
+               "  --model M     the model the API serves (as kith ai run finds one)\n");
 }
 
 static int parse(int argc, char **argv, struct daemon_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->lan = 1;
+    o->api = 1;
     o->level = KITH_LOG_INFO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -357,6 +408,24 @@ static int parse(int argc, char **argv, struct daemon_opts *o)
             o->level = KITH_LOG_DEBUG;
         } else if (!strcmp(a, "--log") && v) {
             o->log_file = v, i++;
+        } else if (!strcmp(a, "--no-api")) {
+            o->api = 0;
+        } else if (!strcmp(a, "--model") && v) {
+            o->model = v, i++;
+        } else if (!strcmp(a, "--api") && v) {
+            /* Loopback only: a host part, if given, must say so. */
+            const char *port = v;
+            if (!strncmp(v, "127.0.0.1:", 10))
+                port = v + 10;
+            else if (!strncmp(v, "localhost:", 10))
+                port = v + 10;
+            else if (strchr(v, ':'))
+                return cli_error("--api serves on 127.0.0.1 only, not '%s'", v), -1;
+            char *end;
+            long p = strtol(port, &end, 10);
+            if (*end || p < 0 || p > 65535)
+                return cli_error("--api wants a port, not '%s'", v), -1;
+            o->api_port = (int)p, i++;
         } else if (!strcmp(a, "--lan-port") && v) {
             char *end;
             long p = strtol(v, &end, 10);
@@ -422,6 +491,7 @@ static int detach(const char *log_path, int *ready_fd)
         printf("daemon started (pid %ld); log: %s\n", (long)pid, log_path);
         exit(0);
     }
+    (void)c;
     cli_error("the daemon did not start; see the messages above or %s", log_path);
     exit(1);
 }

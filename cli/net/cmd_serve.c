@@ -83,8 +83,9 @@ static int data_dir(char *buf, size_t cap)
 }
 
 /* The model to serve, found as `kith ai run` finds it (cli/cmd_ai.c; kept in
- * step by hand: that file is linked into kith, not kith-net). */
-static int find_model(const char *opt, char *out, size_t cap)
+ * step by hand: that file is linked into kith, not kith-net). Also used by
+ * the daemon's API (net.h). */
+int serve_find_model(const char *opt, char *out, size_t cap)
 {
     char dir[PATH_MAX], path[PATH_MAX + 64];
     if (opt) {
@@ -102,7 +103,7 @@ static int find_model(const char *opt, char *out, size_t cap)
     }
     const char *env = getenv("KITH_MODEL");
     if (env && *env)
-        return find_model(env, out, cap);
+        return serve_find_model(env, out, cap);
     if (data_dir(dir, sizeof dir)) {
         snprintf(path, sizeof path, "%s/models/default.gguf", dir);
         if (is_file(path))
@@ -225,7 +226,7 @@ int cmd_serve(int argc, char **argv)
     }
 
     char model_path[PATH_MAX], tok[PATH_MAX], err[512];
-    if (find_model(model, model_path, sizeof model_path))
+    if (serve_find_model(model, model_path, sizeof model_path))
         return 1;
     if (!token_file) {
         char dir[PATH_MAX];
