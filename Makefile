@@ -7,7 +7,7 @@ TRACES  := $(wildcard tests/data/traces/*.json.gz)
 CMAKE   := cmake -G Ninja -S .
 JOBS    ?= 2
 
-.PHONY: all deps run test asan fuzz fuzz-smoke bench bench-crdt install lint format clean
+.PHONY: all deps run stop test asan fuzz fuzz-smoke bench bench-crdt install lint format clean
 
 all: deps
 	@$(CMAKE) -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
@@ -17,7 +17,10 @@ deps:
 	@scripts/install-deps
 
 run: all
-	$(BUILD)/kith bench trace $(TRACES)
+	BUILD=$(BUILD) scripts/demo
+
+stop:
+	BUILD=$(BUILD) scripts/demo stop
 
 test: all
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
