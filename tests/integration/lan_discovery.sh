@@ -132,7 +132,7 @@ while seen < 2:
     assert wsid not in d and device not in d, "id in clear"
 print("beacons ok")
 PY
-    in_ns "$nsb" timeout 10 python3 "$tmp/catch.py" "$port" "$tmp/a/.kith" >"$tmp/catch" 2>&1 || true
+    in_ns "$nsb" timeout 25 python3 "$tmp/catch.py" "$port" "$tmp/a/.kith" >"$tmp/catch" 2>&1 || true
     grep -q "beacons ok" "$tmp/catch" && ok || bad "beacon on the wire: $(tail -2 "$tmp/catch")"
 fi
 
