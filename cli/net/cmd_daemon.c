@@ -322,14 +322,27 @@ static void abort_start(struct daemon *d)
     uv_run(&d->loop, UV_RUN_DEFAULT);
 }
 
+static void close_left(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
 static void finish(struct daemon *d)
 {
     /* The replica frees its sync loop, which runs our loop once more while
      * libwebsockets closes its handles: the loop must still be open. */
     kith_replica_close(d->rep);
     d->rep = NULL;
-    if (uv_loop_close(&d->loop))
-        dlog(KITH_LOG_DEBUG, "some handles were still open at exit");
+    if (uv_loop_close(&d->loop)) {
+        /* libwebsockets 4.1 leaves handles of its context on a foreign loop
+         * open; close whatever is left so that the loop can be freed. */
+        uv_walk(&d->loop, close_left, NULL);
+        uv_run(&d->loop, UV_RUN_DEFAULT);
+        if (uv_loop_close(&d->loop))
+            dlog(KITH_LOG_DEBUG, "some handles were still open at exit");
+    }
     kith_ws_close(d->ws);
     d->ws = NULL;
 }

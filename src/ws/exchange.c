@@ -941,6 +941,27 @@ static int journal(kith_ws *ws, const char *tmp, const char *path, const ws_doc 
     return rc;
 }
 
+/* Whether the file of @d holds the text of @base: the user may have saved
+ * it after the scan that preceded this merge. Read after stat_now, so a
+ * save after this check changes the stat that ws_writes_finish compares. */
+static bool file_holds(kith_ws *ws, ws_doc *d, const char *base)
+{
+    kith_doc *doc = NULL;
+    kith_id *ids = NULL;
+    size_t n = 0, tlen = 0, flen = 0;
+    char *text = NULL, *file = NULL;
+    bool same = false;
+    if (!ws_doc_crdt(ws, d, &doc) && !ws_version_ids(ws, doc, base, &ids, &n) &&
+        !kith_doc_text_at(doc, ids, n, &text, &tlen)) {
+        int rc = ws_read_file(ws, d->path, &file, &flen, NULL);
+        same = rc == KITH_ENOTFOUND || (!rc && flen == tlen && !memcmp(file, text, tlen));
+    }
+    kith_free(ids);
+    kith_free(text);
+    kith_free(file);
+    return same;
+}
+
 /* Stages the file of each touched document: a temporary file for a live
  * one, a removal of its old path for a moved or deleted one. */
 static int stage_files(kith_ws *ws, touched *t, size_t nt)
@@ -964,6 +985,8 @@ static int stage_files(kith_ws *ws, touched *t, size_t nt)
                     rc = kith_doc_text(doc, &data, &len);
             }
             ostat was = stat_now(ws, d->path);
+            if (!rc && t[i].base && !file_holds(ws, d, t[i].base))
+                was = (ostat){-2, -2, -2}; /* saved since the scan: merge, don't replace */
             if (!rc)
                 rc = ws_write_tmp(ws, d->path, data, len, &st, &tmp);
             if (!rc)
