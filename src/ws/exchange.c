@@ -112,6 +112,30 @@ static uint64_t author_index(const int64_t *ids, size_t n, int64_t id)
     return 0;
 }
 
+/* Writes the edit record of the current row of @ed (columns: uuid, what,
+ * kind, path, old_path, ins, del, opseq, opcount, version, blob), the same
+ * in exports and change payloads; versions go out in their full form. */
+static int write_edit(kith_ws *ws, sqlite3_stmt *ed, wbuf *w)
+{
+    wb_bytes(w, sqlite3_column_blob(ed, 0), 16);
+    wb_var(w, (uint64_t)sqlite3_column_int(ed, 1));
+    wb_var(w, (uint64_t)sqlite3_column_int(ed, 2));
+    wb_str(w, (const char *)sqlite3_column_text(ed, 3));
+    wb_optstr(w, (const char *)sqlite3_column_text(ed, 4));
+    for (int k = 5; k <= 8; k++)
+        wb_var(w, (uint64_t)sqlite3_column_int64(ed, k));
+    char *full = NULL;
+    int rc = sqlite3_column_text(ed, 9)
+                 ? ws_version_from_db(ws, (const char *)sqlite3_column_text(ed, 9), &full)
+                 : KITH_OK;
+    if (rc)
+        return rc;
+    wb_optstr(w, full);
+    kith_free(full);
+    wb_optblob(w, sqlite3_column_bytes(ed, 10) == 32 ? sqlite3_column_blob(ed, 10) : NULL, 32);
+    return w->err;
+}
+
 static int export_changes(kith_ws *ws, wbuf *w, const int64_t *ids, size_t nids)
 {
     sqlite3_stmt *st = NULL, *ed = NULL;
@@ -141,24 +165,10 @@ static int export_changes(kith_ws *ws, wbuf *w, const int64_t *ids, size_t nids)
         sqlite3_bind_int64(ed, 1, sqlite3_column_int64(st, 0));
         wbuf edits = {0};
         uint64_t ne = 0;
-        int esrc;
-        while ((esrc = sqlite3_step(ed)) == SQLITE_ROW) {
+        int esrc = SQLITE_DONE;
+        while (!rc && (esrc = sqlite3_step(ed)) == SQLITE_ROW) {
             ne++;
-            wb_bytes(&edits, sqlite3_column_blob(ed, 0), 16);
-            wb_var(&edits, (uint64_t)sqlite3_column_int(ed, 1));
-            wb_var(&edits, (uint64_t)sqlite3_column_int(ed, 2));
-            wb_str(&edits, (const char *)sqlite3_column_text(ed, 3));
-            wb_optstr(&edits, (const char *)sqlite3_column_text(ed, 4));
-            for (int k = 5; k <= 8; k++)
-                wb_var(&edits, (uint64_t)sqlite3_column_int64(ed, k));
-            char *full = NULL;
-            if (sqlite3_column_text(ed, 9) &&
-                (rc = ws_version_from_db(ws, (const char *)sqlite3_column_text(ed, 9), &full)))
-                break;
-            wb_optstr(&edits, full);
-            kith_free(full);
-            wb_optblob(&edits,
-                       sqlite3_column_bytes(ed, 10) == 32 ? sqlite3_column_blob(ed, 10) : NULL, 32);
+            rc = write_edit(ws, ed, &edits);
         }
         if (!rc && esrc != SQLITE_DONE)
             rc = ws_sqlerr(ws, esrc, "reading history");
@@ -1432,21 +1442,9 @@ static int change_payload(kith_ws *ws, int64_t id, wbuf *w)
     int src;
     while (!rc && (src = sqlite3_step(ed)) == SQLITE_ROW) {
         ne++;
-        wb_bytes(&body, sqlite3_column_blob(ed, 0), 16);
-        wb_var(&body, (uint64_t)sqlite3_column_int(ed, 1));
-        wb_var(&body, (uint64_t)sqlite3_column_int(ed, 2));
-        wb_str(&body, (const char *)sqlite3_column_text(ed, 3));
-        wb_optstr(&body, (const char *)sqlite3_column_text(ed, 4));
-        for (int k = 5; k <= 8; k++)
-            wb_var(&body, (uint64_t)sqlite3_column_int64(ed, k));
-        char *full = NULL;
-        if (sqlite3_column_text(ed, 9) &&
-            (rc = ws_version_from_db(ws, (const char *)sqlite3_column_text(ed, 9), &full)))
+        if ((rc = write_edit(ws, ed, &body)))
             break;
-        wb_optstr(&body, full);
-        kith_free(full);
         bool blob = sqlite3_column_bytes(ed, 10) == 32;
-        wb_optblob(&body, blob ? sqlite3_column_blob(ed, 10) : NULL, 32);
         /* The operations, then the bytes of a whole-file version. */
         uint64_t opcount = (uint64_t)sqlite3_column_int64(ed, 8);
         if (sqlite3_column_int(ed, 2) == WS_TEXT && opcount)
