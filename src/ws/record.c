@@ -257,6 +257,19 @@ static int save_doc(kith_ws *ws, ws_doc *d)
     return ws_doc_save_row(ws, d);
 }
 
+/* The end of recording a text edit: registers, the edits row, the
+ * document's row, and what the change reports. */
+static int record_edit(ws_change *c, ws_doc *d, const edit_row *e)
+{
+    stamp(c, d, e->what);
+    int rc = insert_edit(c, d, e);
+    if (!rc)
+        rc = save_doc(c->ws, d);
+    if (!rc)
+        rc = push_event(c, e->what, d->path, e->old_path, e->ins, e->del, false, NULL);
+    return rc;
+}
+
 /*
  * Records @d's new text @text (valid UTF-8): a character diff against the
  * recorded text, applied as this device's operations. @what is
@@ -306,11 +319,8 @@ int ws_change_text(ws_change *c, ws_doc *d, int what, const char *old_path, cons
         if ((rc = ws_doc_append_delta(ws, d, delta, deltalen)))
             goto done;
     }
-    stamp(c, d, what);
     edit_row e = {what, d->path, old_path, ins, del, opseq, opend - opseq, version, NULL};
-    if ((rc = insert_edit(c, d, &e)) || (rc = save_doc(ws, d)))
-        goto done;
-    rc = push_event(c, what, d->path, old_path, ins, del, false, NULL);
+    rc = record_edit(c, d, &e);
     goto done;
 crdt_fail:
     ws_error(ws, rc, "%s: %s", d->path,
@@ -385,11 +395,8 @@ int ws_change_text_at(ws_change *c, ws_doc *d, const char *base, const char *tex
     if ((rc = ws_doc_version_db(ws, doc, &version)) ||
         (rc = ws_doc_append_delta(ws, d, delta, deltalen)))
         goto done;
-    stamp(c, d, KITH_WS_MODIFIED);
     edit_row e = {KITH_WS_MODIFIED, d->path, NULL, ins, del, opseq, opend - opseq, version, NULL};
-    if ((rc = insert_edit(c, d, &e)) || (rc = save_doc(ws, d)))
-        goto done;
-    rc = push_event(c, KITH_WS_MODIFIED, d->path, NULL, ins, del, false, NULL);
+    rc = record_edit(c, d, &e);
     goto done;
 crdt_fail:
     ws_error(ws, rc, "%s: %s", d->path,
