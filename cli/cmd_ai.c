@@ -139,6 +139,11 @@ static int load(const char *opt, kith_model **m, char *path, size_t cap)
     return 0;
 }
 
+int cli_ai_load_model(const char *opt, kith_model **m, char *path, size_t cap)
+{
+    return load(opt, m, path, cap);
+}
+
 /* Parses a number option; 0 or prints an error. */
 static int num_arg(const char *opt, const char *s, double lo, double hi, double *out)
 {
@@ -674,7 +679,11 @@ static void usage(FILE *f)
                "  bench             prompt and generation speed\n"
                "  quantize IN OUT TYPE   convert F32/F16/BF16 to Q8_0, Q4_0, Q4_K, Q6_K\n"
                "  tokenize          print the token ids of stdin\n"
-               "  pull URL          download a GGUF model into the models folder\n\n"
+               "  pull URL          download a GGUF model into the models folder\n"
+               "  draft PATH TEXT   write text into a file (--apply records it via ai:<model>)\n"
+               "  summarize PATH... summarise files (--into PATH records it)\n"
+               "  catchup           what changed lately, per file, and a summary\n"
+               "  ask QUESTION      answer from the workspace's files, citing them\n\n"
                "Run 'kith ai <command> --help' for its options.\n");
 }
 
@@ -728,5 +737,13 @@ int cmd_ai(int argc, char **argv)
         return cmd_ai_tokenize(argc - 1, argv + 1);
     if (!strcmp(sub, "pull"))
         return cmd_ai_pull(argc - 1, argv + 1);
+    if (!strcmp(sub, "draft"))
+        return cmd_ai_draft(argc - 1, argv + 1);
+    if (!strcmp(sub, "summarize") || !strcmp(sub, "summarise"))
+        return cmd_ai_summarize(argc - 1, argv + 1);
+    if (!strcmp(sub, "catchup"))
+        return cmd_ai_catchup(argc - 1, argv + 1);
+    if (!strcmp(sub, "ask"))
+        return cmd_ai_ask(argc - 1, argv + 1);
     return cli_error("'%s' is not a 'kith ai' command; see 'kith ai --help'", sub);
 }

@@ -13,6 +13,16 @@ int cmd_ai(int argc, char **argv);
 int cmd_ai_tokenize(int argc, char **argv);
 /* `kith ai pull` (cmd_ai_pull.c), called by cmd_ai. */
 int cmd_ai_pull(int argc, char **argv);
+/* `kith ai draft|summarize|catchup|ask` (cmd_ai_ws.c), called by cmd_ai. */
+int cmd_ai_draft(int argc, char **argv);
+int cmd_ai_summarize(int argc, char **argv);
+int cmd_ai_catchup(int argc, char **argv);
+int cmd_ai_ask(int argc, char **argv);
+/* Finds the model as `kith ai run` does (--model @opt, $KITH_MODEL, models
+ * folder, bundled) and loads it: 0, its path in @path; or prints an error
+ * and returns 1. The caller frees *m with kith_model_free. */
+struct kith_model;
+int cli_ai_load_model(const char *opt, struct kith_model **m, char *path, size_t cap);
 /* The user's models folder ($XDG_DATA_HOME/kith/models or
  * ~/.local/share/kith/models) into @buf; 0 if there is no HOME or it is too long. */
 int cli_ai_models_dir(char *buf, size_t cap);
