@@ -109,6 +109,8 @@ static int apply_blob(kith_replica *r, const kith_blob_info *info, const uint8_t
             rc = KITH_ENOMEM;
         rep->pulled++;
         rep->files += tmp.files;
+        kith_log(KITH_LOG_DEBUG, "sync: applied change %.12s (%zu file%s)", res.change,
+                 tmp.files, tmp.files == 1 ? "" : "s");
     } else if (rc != KITH_EMISSING) {
         rp_fail(r, rc, "a change from the hub does not apply: %s", kith_ws_errmsg(r->ws));
     }
@@ -356,6 +358,7 @@ static void cb_ready(void *ud, kith_sync_client *c, int role, const kith_members
     kith_replica *r = k->r;
     k->ready = 1;
     k->role = role;
+    kith_log(KITH_LOG_INFO, "sync: %s: connected as %s", k->url, kith_role_name(role));
     if (rp_members_save(r, m) != KITH_OK)
         kith_log(KITH_LOG_WARN, "replica: %s", r->err);
     kith_free(k->wrapped);

@@ -34,16 +34,24 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
+/* Online: at least one live connection is up. */
+static int any_online(const kith_replica *r)
+{
+    int online = 0;
+    for (const struct rconn *o = r->conns; o; o = o->next)
+        online |= o->ready && !o->closed;
+    return online;
+}
+
 void rp_live_closed(struct rconn *k)
 {
     kith_replica *r = k->r;
     if (!r->attached || !k->timer)
         return;
     rp_remote_result(r, k->url, k->errmsg[0] ? k->errmsg : "connection closed", NULL);
-    int online = 0;
-    for (struct rconn *o = r->conns; o; o = o->next)
-        online |= o->ready && !o->closed;
-    rp_state_write(r, online);
+    kith_log(KITH_LOG_INFO, "sync: %s: %s; retrying", k->url,
+             k->errmsg[0] ? k->errmsg : "connection closed");
+    rp_state_write(r, any_online(r));
     k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (k->backoff_ms > BACKOFF_MAX_MS)
         k->backoff_ms = BACKOFF_MAX_MS;
@@ -108,7 +116,8 @@ void kith_replica_local_changed(kith_replica *r)
     for (struct rconn *k = r->conns; k; k = k->next)
         if (k->ready && !k->closed && k->got_hub_vv && rp_push_missing(k) != KITH_OK)
             kith_log(KITH_LOG_WARN, "replica: %s", r->err);
-    rp_state_write(r, 1);
+    /* Offline, the state file says so: `kith status` shows it. */
+    rp_state_write(r, any_online(r));
 }
 
 void kith_replica_network_changed(kith_replica *r)
