@@ -41,8 +41,8 @@ struct daemon_opts {
     int lan_port;
     int level;
     const char *log_file;
-    int api;       /* serve the local HTTP API (kith_api) */
-    int api_port;  /* 0: a free one, written to .kith/api-port */
+    int api;      /* serve the local HTTP API (kith_api) */
+    int api_port; /* 0: a free one, written to .kith/api-port */
     const char *model;
 };
 

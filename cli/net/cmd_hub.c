@@ -38,8 +38,8 @@ static void hub_log(void *ud, enum kith_log_level level, const char *msg)
     localtime_r(&tv.tv_sec, &tm);
     char ts[32];
     strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
-    fprintf(stderr, "%s.%03d %d %s %s\n", ts, (int)(tv.tv_usec / 1000), (int)getpid(),
-            names[level], msg);
+    fprintf(stderr, "%s.%03d %d %s %s\n", ts, (int)(tv.tv_usec / 1000), (int)getpid(), names[level],
+            msg);
 }
 
 static void usage(FILE *f)

@@ -53,9 +53,9 @@ static int list_one(const kith_replica_remote *rm, void *ctx)
 {
     struct list_ctx *c = ctx;
     if (c->arr) {
-        json_t *j = json_pack("{s:s, s:s?, s:I, s:s?}", "url", rm->url, "fingerprint",
-                              rm->fingerprint, "last_sync_ms", (json_int_t)rm->last_sync_ms,
-                              "last_error", rm->last_error);
+        json_t *j =
+            json_pack("{s:s, s:s?, s:I, s:s?}", "url", rm->url, "fingerprint", rm->fingerprint,
+                      "last_sync_ms", (json_int_t)rm->last_sync_ms, "last_error", rm->last_error);
         json_array_append_new(c->arr, j);
         return 0;
     }

@@ -51,13 +51,12 @@ int cmd_sync(int argc, char **argv)
     kith_replica_report rep;
     int rc = kith_replica_sync(r, timeout * 1000, &rep);
     if (o.json) {
-        json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s?}", "pushed",
-                              (json_int_t)rep.pushed, "pulled", (json_int_t)rep.pulled, "files",
-                              (json_int_t)rep.files, "remotes_ok", (json_int_t)rep.remotes_ok,
-                              "remotes_failed", (json_int_t)rep.remotes_failed, "bytes_sent",
-                              (json_int_t)rep.bytes_sent, "bytes_received",
-                              (json_int_t)rep.bytes_received, "error",
-                              rc ? kith_replica_errmsg(r) : NULL);
+        json_t *j = json_pack(
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s?}", "pushed", (json_int_t)rep.pushed, "pulled",
+            (json_int_t)rep.pulled, "files", (json_int_t)rep.files, "remotes_ok",
+            (json_int_t)rep.remotes_ok, "remotes_failed", (json_int_t)rep.remotes_failed,
+            "bytes_sent", (json_int_t)rep.bytes_sent, "bytes_received",
+            (json_int_t)rep.bytes_received, "error", rc ? kith_replica_errmsg(r) : NULL);
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(j);

@@ -17,15 +17,9 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-    {"hub", cmd_hub},
-    {"remote", cmd_remote},
-    {"sync", cmd_sync},
-    {"invite", cmd_invite},
-    {"join", cmd_join},
-    {"members", cmd_members},
-    {"remove", cmd_remove},
-    {"bundle", cmd_bundle},
-    {"daemon", cmd_daemon},
+    {"hub", cmd_hub},       {"remote", cmd_remote}, {"sync", cmd_sync},
+    {"invite", cmd_invite}, {"join", cmd_join},     {"members", cmd_members},
+    {"remove", cmd_remove}, {"bundle", cmd_bundle}, {"daemon", cmd_daemon},
     {"serve", cmd_serve},
 };
 

@@ -188,7 +188,8 @@ int kith_replica_bundle_apply(kith_replica *r, const char *path, kith_replica_re
     return rc;
 }
 
-/* ---- summaries -------------------------------------------------------------------------------- */
+/* ---- summaries --------------------------------------------------------------------------------
+ */
 
 int kith_replica_summary(kith_replica *r, char **out)
 {
@@ -209,7 +210,7 @@ int kith_replica_summary(kith_replica *r, char **out)
         char hex[65];
         sodium_bin2hex(hex, sizeof hex, e[i].author, 32);
         len += (size_t)snprintf(s + len, cap - len, "%s%s.%llu", i ? "," : "", hex,
-                               (unsigned long long)e[i].seq);
+                                (unsigned long long)e[i].seq);
     }
     kith_free(e);
     *out = s;

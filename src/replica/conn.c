@@ -109,8 +109,8 @@ static int apply_blob(kith_replica *r, const kith_blob_info *info, const uint8_t
             rc = KITH_ENOMEM;
         rep->pulled++;
         rep->files += tmp.files;
-        kith_log(KITH_LOG_DEBUG, "sync: applied change %.12s (%zu file%s)", res.change,
-                 tmp.files, tmp.files == 1 ? "" : "s");
+        kith_log(KITH_LOG_DEBUG, "sync: applied change %.12s (%zu file%s)", res.change, tmp.files,
+                 tmp.files == 1 ? "" : "s");
     } else if (rc != KITH_EMISSING) {
         rp_fail(r, rc, "a change from the hub does not apply: %s", kith_ws_errmsg(r->ws));
     }
@@ -153,8 +153,9 @@ int rp_drain(kith_replica *r, kith_replica_report *rep)
     for (int progress = 1; progress;) {
         progress = 0;
         sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(r->db, "SELECT author, seq, data FROM blobs WHERE applied = 0"
-                                      " ORDER BY id",
+        if (sqlite3_prepare_v2(r->db,
+                               "SELECT author, seq, data FROM blobs WHERE applied = 0"
+                               " ORDER BY id",
                                -1, &st, NULL) != SQLITE_OK)
             return rp_fail(r, KITH_EIO, "sync state: %s", sqlite3_errmsg(r->db));
         /* Marks are written after the walk: collect them. */
@@ -199,7 +200,8 @@ int rp_drain(kith_replica *r, kith_replica_report *rep)
     return KITH_OK;
 }
 
-/* ---- pushing ----------------------------------------------------------------------------------- */
+/* ---- pushing -----------------------------------------------------------------------------------
+ */
 
 struct push_ctx {
     struct rconn *k;
@@ -257,7 +259,8 @@ int rp_push_missing(struct rconn *k)
         int rc = rp_ws_vv(r, &mine);
         uint64_t n = 0;
         for (size_t i = 0; rc == KITH_OK && i < kith_vv_count(mine); i++) {
-            uint64_t a = kith_vv_seq(mine, i), b = kith_vv_get(k->hub_known, kith_vv_author(mine, i));
+            uint64_t a = kith_vv_seq(mine, i),
+                     b = kith_vv_get(k->hub_known, kith_vv_author(mine, i));
             n += a > b ? a - b : 0;
         }
         kith_vv_free(mine);
@@ -349,7 +352,8 @@ static int maybe_snapshot(struct rconn *k, int force)
     return rc == KITH_OK;
 }
 
-/* ---- callbacks -------------------------------------------------------------------------------- */
+/* ---- callbacks --------------------------------------------------------------------------------
+ */
 
 static void cb_ready(void *ud, kith_sync_client *c, int role, const kith_members *m,
                      const uint8_t *wrapped, size_t wl)
@@ -427,8 +431,8 @@ static void cb_snapshot(void *ud, kith_sync_client *c, const kith_vv *covers, co
     if (rc == KITH_OK)
         rc = kith_blob_open(blob, len, r->ws_id, key, &info, &plain, &pl);
     sodium_memzero(key, sizeof key);
-    if (rc == KITH_OK && (info.kind != KITH_BLOB_SNAPSHOT ||
-                          !author_may_write(r, info.author, info.epoch)))
+    if (rc == KITH_OK &&
+        (info.kind != KITH_BLOB_SNAPSHOT || !author_may_write(r, info.author, info.epoch)))
         rc = KITH_EPERM;
     kith_ws_result res;
     kith_replica_report tmp = {0};
@@ -533,7 +537,8 @@ static void cb_closed(void *ud, kith_sync_client *c, int err, const char *msg)
         rp_live_closed(k);
 }
 
-/* ---- connections -------------------------------------------------------------------------------- */
+/* ---- connections --------------------------------------------------------------------------------
+ */
 
 int rp_conn_new(kith_replica *r, const char *url, const char *fp_text, struct rconn **out)
 {
@@ -599,8 +604,8 @@ int rp_conn_start(struct rconn *k)
     if (k->mode != KITH_SYNC_REGISTER && rp_meta_get(r, "genesis", hex, sizeof hex) == KITH_OK &&
         sodium_hex2bin(genesis, 32, hex, strlen(hex), NULL, NULL, NULL) == 0)
         o.genesis = genesis;
-    o.cb = (kith_sync_callbacks){cb_ready,       cb_hub_vv,      cb_blob,      cb_snapshot,
-                                 cb_caught_up,   cb_push_result, cb_member_op, cb_closed};
+    o.cb = (kith_sync_callbacks){cb_ready,     cb_hub_vv,      cb_blob,      cb_snapshot,
+                                 cb_caught_up, cb_push_result, cb_member_op, cb_closed};
     o.ud = k;
     rc = kith_sync_client_new(r->loop, &o, &k->c);
     if (rc)

@@ -55,7 +55,8 @@ void rp_live_closed(struct rconn *k)
     k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (k->backoff_ms > BACKOFF_MAX_MS)
         k->backoff_ms = BACKOFF_MAX_MS;
-    uint64_t delay = (uint64_t)k->backoff_ms / 2 + randombytes_uniform((uint32_t)k->backoff_ms / 2 + 1);
+    uint64_t delay =
+        (uint64_t)k->backoff_ms / 2 + randombytes_uniform((uint32_t)k->backoff_ms / 2 + 1);
     uv_timer_start(k->timer, on_timer, delay, 0);
 }
 
@@ -74,8 +75,8 @@ int kith_replica_attach(kith_replica *r, void *uv_loop)
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(r->db, "SELECT url, fingerprint FROM remotes ORDER BY added_ms", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(r->db, "SELECT url, fingerprint FROM remotes ORDER BY added_ms", -1, &st,
+                           NULL) != SQLITE_OK)
         return rp_fail(r, KITH_EIO, "sync state: %s", sqlite3_errmsg(r->db));
     r->attached = 1;
     while (rc == KITH_OK && sqlite3_step(st) == SQLITE_ROW) {

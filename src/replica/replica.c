@@ -161,7 +161,8 @@ int kith_replica_remotes(kith_replica *r, int (*cb)(const kith_replica_remote *r
     return KITH_OK;
 }
 
-/* ---- sync -------------------------------------------------------------------------------------- */
+/* ---- sync --------------------------------------------------------------------------------------
+ */
 
 int kith_replica_sync(kith_replica *r, int timeout_ms, kith_replica_report *rep)
 {
@@ -177,8 +178,8 @@ int kith_replica_sync(kith_replica *r, int timeout_ms, kith_replica_report *rep)
     char urls[16][256], fps[16][80];
     int n = 0;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(r->db, "SELECT url, fingerprint FROM remotes ORDER BY added_ms", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(r->db, "SELECT url, fingerprint FROM remotes ORDER BY added_ms", -1, &st,
+                           NULL) != SQLITE_OK)
         return rp_fail(r, KITH_EIO, "sync state: %s", sqlite3_errmsg(r->db));
     while (n < 16 && sqlite3_step(st) == SQLITE_ROW) {
         snprintf(urls[n], sizeof urls[n], "%s", (const char *)sqlite3_column_text(st, 0));
@@ -294,9 +295,8 @@ int kith_replica_invite(kith_replica *r, int role, int64_t expires_ms, char **li
         sodium_memzero(keys, nk * sizeof *keys);
     kith_free(keys);
     int64_t now = rp_now_ms();
-    if (rc == KITH_OK &&
-        kith_member_op_invite(m, r->sk, cap_pk, role, (uint64_t)(now + expires_ms), (uint64_t)now,
-                              &op, &ol) != KITH_OK)
+    if (rc == KITH_OK && kith_member_op_invite(m, r->sk, cap_pk, role, (uint64_t)(now + expires_ms),
+                                               (uint64_t)now, &op, &ol) != KITH_OK)
         rc = rp_fail(r, KITH_EIO, "cannot sign the invite");
     if (rc == KITH_OK)
         rc = rp_conn_member_op(k, op, ol, w, wl, TIMEOUT_MS);
@@ -407,13 +407,14 @@ int kith_replica_join(const char *link, const char *dir, const char *name, kith_
     return KITH_OK;
 }
 
-/* ---- names ------------------------------------------------------------------------------------- */
+/* ---- names -------------------------------------------------------------------------------------
+ */
 
 struct names {
     struct {
         char dev[65];
         char name[64];
-    } *v;
+    } * v;
     size_t n, cap;
 };
 
@@ -446,8 +447,9 @@ int kith_replica_members(kith_replica *r, int (*cb)(const kith_replica_member *m
     if (kith_ws_log(r->ws, NULL, 0, name_cb, &ns) != KITH_OK)
         ns.n = 0;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(r->db, "SELECT device, role, removed FROM members"
-                                  " ORDER BY removed, role DESC, device",
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT device, role, removed FROM members"
+                           " ORDER BY removed, role DESC, device",
                            -1, &st, NULL) != SQLITE_OK) {
         kith_free(ns.v);
         return rp_fail(r, KITH_EIO, "sync state: %s", sqlite3_errmsg(r->db));
@@ -480,13 +482,14 @@ static int resolve_member(kith_replica *r, const kith_members *m, const char *wh
         const uint8_t *p = kith_members_get(m, i, &role);
         char dev[65];
         sodium_bin2hex(dev, sizeof dev, p, 32);
-        int hit = !strcmp(name_of(&ns, dev), who) ||
-                  (wl >= 4 && wl <= 64 && !strncasecmp(dev, who, wl));
+        int hit =
+            !strcmp(name_of(&ns, dev), who) || (wl >= 4 && wl <= 64 && !strncasecmp(dev, who, wl));
         if (hit) {
             if (found && memcmp(pk, p, 32) != 0) {
                 kith_free(ns.v);
-                return rp_fail(r, KITH_EINVAL, "'%s' names more than one member: give more of "
-                                               "the device id (kith members)",
+                return rp_fail(r, KITH_EINVAL,
+                               "'%s' names more than one member: give more of "
+                               "the device id (kith members)",
                                who);
             }
             memcpy(pk, p, 32);
@@ -527,7 +530,8 @@ int kith_replica_remove(kith_replica *r, const char *who)
     return rc;
 }
 
-/* ---- key envelopes ------------------------------------------------------------------------------- */
+/* ---- key envelopes
+ * ------------------------------------------------------------------------------- */
 
 int rp_envelope_make(kith_replica *r, uint32_t epoch, const uint8_t key[32],
                      const uint8_t recipient[32], uint8_t out[ENV_LEN])
@@ -574,8 +578,8 @@ int rp_keys_take_envelopes(kith_replica *r, const uint8_t *p, size_t len)
     int rc = KITH_OK;
     for (size_t off = 0; rc == KITH_OK && off + ENV_LEN <= len; off += ENV_LEN) {
         const uint8_t *e = p + off;
-        uint32_t epoch = ((uint32_t)e[17] << 24) | ((uint32_t)e[18] << 16) |
-                         ((uint32_t)e[19] << 8) | e[20];
+        uint32_t epoch =
+            ((uint32_t)e[17] << 24) | ((uint32_t)e[18] << 16) | ((uint32_t)e[19] << 8) | e[20];
         uint8_t have[32], msg[sizeof ENV_CTX - 1 + 165];
         if (e[0] != 1 || memcmp(e + 1, r->ws_id, 16) || memcmp(e + 21, r->pk, 32) ||
             rp_key_get(r, epoch, have) == KITH_OK)

@@ -253,7 +253,8 @@ int rp_blob_mark(kith_replica *r, const uint8_t author[32], uint64_t seq)
     return step_done(r, st, "blobs");
 }
 
-/* ---- remotes ---------------------------------------------------------------------------------- */
+/* ---- remotes ----------------------------------------------------------------------------------
+ */
 
 int rp_remote_insert(kith_replica *r, const char *url, const char *fp)
 {
@@ -343,7 +344,8 @@ int rp_remote_hub_vv(kith_replica *r, const char *url, kith_vv **out)
     return rc;
 }
 
-/* ---- members ----------------------------------------------------------------------------------- */
+/* ---- members -----------------------------------------------------------------------------------
+ */
 
 int rp_members_save(kith_replica *r, const kith_members *m)
 {
@@ -377,7 +379,8 @@ int rp_members_save(kith_replica *r, const kith_members *m)
     return rc;
 }
 
-/* ---- state file --------------------------------------------------------------------------------- */
+/* ---- state file ---------------------------------------------------------------------------------
+ */
 
 static void json_str(FILE *f, const char *s)
 {

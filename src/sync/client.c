@@ -63,8 +63,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-__attribute__((format(printf, 2, 3))) static void set_err(kith_sync_client *c, const char *fmt,
-                                                         ...)
+__attribute__((format(printf, 2, 3))) static void set_err(kith_sync_client *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -74,7 +73,7 @@ __attribute__((format(printf, 2, 3))) static void set_err(kith_sync_client *c, c
 
 /* A failure the client detected: say why to the hub, log it, close. */
 __attribute__((format(printf, 3, 4))) static void fail(kith_sync_client *c, unsigned code,
-                                                      const char *fmt, ...)
+                                                       const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -184,8 +183,8 @@ static int load_chain(kith_sync_client *c, const struct sync_msg *m)
         kith_members_free(mm);
         return rc;
     }
-    if (c->anchored && (kith_members_length(mm) == 0 ||
-                        memcmp(kith_members_genesis(mm), c->genesis, 32) != 0)) {
+    if (c->anchored &&
+        (kith_members_length(mm) == 0 || memcmp(kith_members_genesis(mm), c->genesis, 32) != 0)) {
         set_err(c, "hub sent the chain of another workspace (genesis differs)");
         kith_members_free(mm);
         return KITH_EAUTH;
@@ -274,8 +273,11 @@ static void on_member_result(kith_sync_client *c, const struct sync_msg *m)
     }
     kith_free(p);
     if (c->cb_.member_op)
-        c->cb_.member_op(c->ud, c, st == SYNC_ST_OK ? KITH_OK : err ? err : KITH_EINVAL, text,
-                         c->members);
+        c->cb_.member_op(c->ud, c,
+                         st == SYNC_ST_OK ? KITH_OK
+                         : err            ? err
+                                          : KITH_EINVAL,
+                         text, c->members);
 }
 
 static void on_member_update(kith_sync_client *c, const struct sync_msg *m)
@@ -289,7 +291,8 @@ static void on_member_update(kith_sync_client *c, const struct sync_msg *m)
         c->cb_.member_op(c->ud, c, KITH_OK, "", c->members);
 }
 
-/* ---- frames ------------------------------------------------------------------------------------ */
+/* ---- frames ------------------------------------------------------------------------------------
+ */
 
 static void deliver_vv(kith_sync_client *c, const uint8_t *e, uint32_t n, const uint8_t *blob,
                        size_t len, int snapshot)
@@ -352,8 +355,8 @@ static void on_frame(kith_sync_client *c)
     const char *why = NULL;
     int rc = sync_frame_decode(c->peer.rx, c->peer.rx_len, &m, &why);
     if (rc == KITH_EVERSION) {
-        fail(c, SYNC_ST_VERSION, "hub speaks protocol version %u; this client speaks %u",
-             m.version, SYNC_VERSION);
+        fail(c, SYNC_ST_VERSION, "hub speaks protocol version %u; this client speaks %u", m.version,
+             SYNC_VERSION);
         return;
     }
     if (rc) {
@@ -361,8 +364,8 @@ static void on_frame(kith_sync_client *c)
         return;
     }
     if (m.type == SYNC_ERROR) {
-        set_err(c, "hub refused: %.*s (%s)", (int)m.u.error.text_len,
-                (const char *)m.u.error.text, sync_status_name(m.u.error.code));
+        set_err(c, "hub refused: %.*s (%s)", (int)m.u.error.text_len, (const char *)m.u.error.text,
+                sync_status_name(m.u.error.code));
         kith_log(KITH_LOG_WARN, "sync: %s", c->err);
         c->peer.close_after = 1;
         lws_callback_on_writable(c->wsi);
@@ -377,13 +380,12 @@ static void on_frame(kith_sync_client *c)
     } else if (m.type == SYNC_MEMBER_RESULT && c->join_op) {
         on_member_result(c, &m);
     } else {
-        fail(c, SYNC_ST_BAD_STATE, "unexpected message type 0x%02x during the handshake",
-             m.type);
+        fail(c, SYNC_ST_BAD_STATE, "unexpected message type 0x%02x during the handshake", m.type);
     }
 }
 
-static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                           void *in, size_t len)
+static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len)
 {
     kith_sync_client *c = lws_get_opaque_user_data(wsi);
     int r;
@@ -429,7 +431,8 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
     }
 }
 
-/* ---- loop -------------------------------------------------------------------------------------- */
+/* ---- loop --------------------------------------------------------------------------------------
+ */
 
 int kith_sync_loop_new(const kith_sync_loop_opts *opts, kith_sync_loop **out)
 {
@@ -529,7 +532,8 @@ void kith_sync_loop_free(kith_sync_loop *l)
     kith_free(l);
 }
 
-/* ---- client ------------------------------------------------------------------------------------- */
+/* ---- client -------------------------------------------------------------------------------------
+ */
 
 static int copy_bytes(uint8_t **dst, const uint8_t *src, size_t n)
 {
@@ -643,8 +647,8 @@ int kith_sync_client_push(kith_sync_client *c, const uint8_t *blob, size_t len)
 
 /* MEMBER_OP, or KEYS_PUT when @op is NULL (its answer is a MEMBER_RESULT
  * too; the pending entry has no op to apply). */
-static int member_frame(kith_sync_client *c, const uint8_t *op, size_t len,
-                        const uint8_t *wrapped, size_t wrapped_len)
+static int member_frame(kith_sync_client *c, const uint8_t *op, size_t len, const uint8_t *wrapped,
+                        size_t wrapped_len)
 {
     if (c->state != KITH_SYNC_READY || len > SYNC_OP_MAX || wrapped_len > SYNC_WRAP_MAX)
         return KITH_EINVAL;

@@ -9,9 +9,9 @@
  * frame closes that connection (after an ERROR frame saying why) and the
  * hub keeps serving everyone else.
  */
+#include <errno.h>
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
-#include <errno.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -144,7 +144,7 @@ static void send_frame(struct hconn *c, struct sbuf *b)
 
 /* Refuses and closes: an ERROR frame, then the connection ends. */
 __attribute__((format(printf, 3, 4))) static void refuse(struct hconn *c, unsigned code,
-                                                        const char *fmt, ...)
+                                                         const char *fmt, ...)
 {
     char msg[256];
     va_list ap;
@@ -262,13 +262,11 @@ static void auth_register(kith_hub *h, struct hconn *c, const struct sync_msg *m
         rc = KITH_EAUTH;
     kith_members_free(chk);
     if (rc) {
-        refuse(c, SYNC_ST_INVALID, "refused registration: bad genesis op (%s)",
-               kith_strerror(rc));
+        refuse(c, SYNC_ST_INVALID, "refused registration: bad genesis op (%s)", kith_strerror(rc));
         return;
     }
     int64_t wid;
-    rc = hs_ws_create(h->st, m->u.auth.ws_id, m->u.auth.extra, m->u.auth.extra_len, now_ms(),
-                      &wid);
+    rc = hs_ws_create(h->st, m->u.auth.ws_id, m->u.auth.extra, m->u.auth.extra_len, now_ms(), &wid);
     if (rc == KITH_OK)
         rc = hub_ws_get(h, m->u.auth.ws_id, &c->ws);
     if (rc) {
@@ -424,8 +422,8 @@ static int append_op(kith_hub *h, struct hconn *c, const struct sync_msg *m, con
     if (rc == KITH_OK)
         rc = hs_op_add(h->st, w->wid, (int64_t)idx, op, len);
     if (rc == KITH_OK && o.type == KITH_MOP_INVITE)
-        rc = hs_invite_add(h->st, w->wid, o.subject, o.role, o.expires_ms,
-                           m->u.member_op.wrapped, m->u.member_op.wrapped_len);
+        rc = hs_invite_add(h->st, w->wid, o.subject, o.role, o.expires_ms, m->u.member_op.wrapped,
+                           m->u.member_op.wrapped_len);
     if (rc == KITH_OK && o.type == KITH_MOP_JOIN)
         rc = hs_invite_use(h->st, w->wid, o.subject);
     if (rc == KITH_OK)
@@ -503,8 +501,8 @@ static void on_keys_put(kith_hub *h, struct hconn *c, const struct sync_msg *m)
     if (st == SYNC_ST_OK && hs_begin(h->st) == KITH_OK) {
         for (size_t i = 0; st == SYNC_ST_OK && i < n; i++) {
             const uint8_t *e = p + i * SYNC_ENV_LEN;
-            if (hs_env_put(h->st, c->ws->wid, get_u32(e + 17), e + 21, e + 53, e,
-                           SYNC_ENV_LEN) != KITH_OK)
+            if (hs_env_put(h->st, c->ws->wid, get_u32(e + 17), e + 21, e + 53, e, SYNC_ENV_LEN) !=
+                KITH_OK)
                 st = SYNC_ST_INTERNAL;
         }
         if (st != SYNC_ST_OK || hs_commit(h->st) != KITH_OK) {
@@ -527,8 +525,8 @@ static void on_keys_put(kith_hub *h, struct hconn *c, const struct sync_msg *m)
 /* ---- blobs ---------------------------------------------------------------------------- */
 
 /* Checks a pushed blob; returns a status and the parsed header. */
-static unsigned check_blob(kith_hub *h, struct hconn *c, const uint8_t *blob, size_t len,
-                           int kind, kith_blob_info *info, const char **why)
+static unsigned check_blob(kith_hub *h, struct hconn *c, const uint8_t *blob, size_t len, int kind,
+                           kith_blob_info *info, const char **why)
 {
     int rc = kith_blob_parse(blob, len, info);
     if (rc) {
@@ -626,8 +624,8 @@ static void on_snapshot_put(kith_hub *h, struct hconn *c, const struct sync_msg 
 {
     kith_blob_info info;
     const char *why = "";
-    unsigned st = check_blob(h, c, m->u.snapshot.blob, m->u.snapshot.len, KITH_BLOB_SNAPSHOT,
-                             &info, &why);
+    unsigned st =
+        check_blob(h, c, m->u.snapshot.blob, m->u.snapshot.len, KITH_BLOB_SNAPSHOT, &info, &why);
     uint64_t total = vv_total(m->u.snapshot.vv, m->u.snapshot.n), old = 0;
     if (st == SYNC_ST_OK) {
         int rc = hs_snapshot_get(h->st, c->ws->wid, snap_total, &old);
@@ -843,8 +841,9 @@ static int hub_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             return 0; /* refusing: ignore what else comes */
         r = sync_peer_rx(&c->peer, wsi, in, len);
         if (r < 0) {
-            refuse(c, SYNC_ST_MALFORMED, r == -2 ? "text frame (binary frames only)"
-                                                 : "message larger than the frame limit");
+            refuse(c, SYNC_ST_MALFORMED,
+                   r == -2 ? "text frame (binary frames only)"
+                           : "message larger than the frame limit");
             sync_peer_rx_done(&c->peer);
             return 0;
         }

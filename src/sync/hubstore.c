@@ -215,8 +215,8 @@ int hs_ops_load(hubstore *s, int64_t wid, const uint8_t ws_id[16], kith_members 
     return KITH_OK;
 }
 
-int hs_invite_add(hubstore *s, int64_t wid, const uint8_t cap_pk[32], int role,
-                  uint64_t expires_ms, const uint8_t *wrapped, size_t wlen)
+int hs_invite_add(hubstore *s, int64_t wid, const uint8_t cap_pk[32], int role, uint64_t expires_ms,
+                  const uint8_t *wrapped, size_t wlen)
 {
     sqlite3_stmt *st = s->st[HS_INV_ADD];
     sqlite3_bind_int64(st, 1, wid);

@@ -13,13 +13,13 @@
 #include "sync/sync_int.h"
 #include "util/util_int.h"
 
-#define LINK_PREFIX  "kith://join/"
-#define LINK_VERSION 1
-#define LINK_FIXED   (1 + 32 + 16 + 32 + 32 + 32) /* version .. invite key */
-#define LINK_CHECK   4
-#define LINK_MAX     (LINK_FIXED + 1 + KITH_INVITE_URL_MAX + LINK_CHECK)
-#define WRAP_CTX     "kith-wrap-v1"
-#define WRAP_NONCE   24
+#define LINK_PREFIX   "kith://join/"
+#define LINK_VERSION  1
+#define LINK_FIXED    (1 + 32 + 16 + 32 + 32 + 32) /* version .. invite key */
+#define LINK_CHECK    4
+#define LINK_MAX      (LINK_FIXED + 1 + KITH_INVITE_URL_MAX + LINK_CHECK)
+#define WRAP_CTX      "kith-wrap-v1"
+#define WRAP_NONCE    24
 #define WRAP_MAX_KEYS 1024
 
 void kith_invite_random(kith_invite *inv)
@@ -39,14 +39,14 @@ void kith_invite_cap_pk(const uint8_t cap_seed[KITH_CAP_BYTES], uint8_t cap_pk[K
 
 static int is_host_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-';
 }
 
 static int is_hex_or_colon(char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-           c == ':' || c == '.';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' ||
+           c == '.';
 }
 
 /* wss://HOST:PORT[/path]: HOST a DNS name or IPv4 ([A-Za-z0-9.-]+) or an

@@ -205,8 +205,7 @@ static int owners(const kith_members *m)
     return n;
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(kith_members *m, int rc, const char *fmt,
-                                                      ...)
+__attribute__((format(printf, 3, 4))) static int fail(kith_members *m, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

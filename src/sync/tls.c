@@ -68,8 +68,8 @@ static int write_pem(const char *path, EVP_PKEY *key, X509 *cert)
             close(fd);
         goto out;
     }
-    int ok = key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL)
-                 : PEM_write_X509(f, cert);
+    int ok =
+        key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) : PEM_write_X509(f, cert);
     ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
     if (fclose(f) != 0 || !ok || rename(tmp, path) != 0)
         goto out;
@@ -93,12 +93,11 @@ static X509 *self_signed(EVP_PKEY *key)
     bn = BN_bin2bn(serial, sizeof serial, NULL);
     if (!bn || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) || !X509_set_version(x, 2) ||
         !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
-        !X509_gmtime_adj(X509_getm_notAfter(x), 20L * 365 * 24 * 3600) ||
-        !X509_set_pubkey(x, key))
+        !X509_gmtime_adj(X509_getm_notAfter(x), 20L * 365 * 24 * 3600) || !X509_set_pubkey(x, key))
         goto fail;
     name = X509_get_subject_name(x);
-    if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"kith hub",
-                                    -1, -1, 0) ||
+    if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"kith hub", -1,
+                                    -1, 0) ||
         !X509_set_issuer_name(x, name) || !X509_sign(x, key, EVP_sha256()))
         goto fail;
     BN_free(bn);

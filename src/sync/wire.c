@@ -248,7 +248,8 @@ static void parse_body(struct rd *r, struct sync_msg *m)
         rd_list(r, &m->u.welcome.ops, SYNC_OP_MAX, "welcome ops");
         m->u.welcome.wrapped =
             rd_bytes(r, &m->u.welcome.wrapped_len, SYNC_WRAP_MAX, "welcome wrapped key");
-        if (!r->why && (m->u.welcome.role < KITH_ROLE_READER || m->u.welcome.role > KITH_ROLE_OWNER))
+        if (!r->why &&
+            (m->u.welcome.role < KITH_ROLE_READER || m->u.welcome.role > KITH_ROLE_OWNER))
             r->why = "welcome role unknown";
         break;
     case SYNC_HELLO:
@@ -354,11 +355,24 @@ bad:
 
 const char *sync_status_name(unsigned st)
 {
-    static const char *const names[] = {
-        "ok", "duplicate", "gap", "forbidden", "bad signature", "malformed",
-        "too big", "not a member", "version", "stale", "invalid", "expired",
-        "already used", "exists", "not found", "internal", "authentication failed",
-        "unexpected message"};
+    static const char *const names[] = {"ok",
+                                        "duplicate",
+                                        "gap",
+                                        "forbidden",
+                                        "bad signature",
+                                        "malformed",
+                                        "too big",
+                                        "not a member",
+                                        "version",
+                                        "stale",
+                                        "invalid",
+                                        "expired",
+                                        "already used",
+                                        "exists",
+                                        "not found",
+                                        "internal",
+                                        "authentication failed",
+                                        "unexpected message"};
     return st < sizeof names / sizeof names[0] ? names[st] : "unknown";
 }
 

@@ -11,6 +11,7 @@
  * one that the next scan completes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -1175,6 +1176,36 @@ static int jrows_read(kith_ws *ws, jrow **out, size_t *n)
 }
 
 /*
+ * Renames the staged file over @path, which was checked to still be the
+ * file staged against. A save can land between that check and the rename:
+ * so the two are exchanged atomically (renameat2 RENAME_EXCHANGE) and what
+ * comes out is checked again. If it is not the file expected, it is the
+ * user's save: it goes back in place and false is returned, for the caller
+ * to merge it (ws_writes_finish). Where the exchange is not available (no
+ * file there yet, or a file system without it), a plain rename.
+ */
+static bool put_in_place(const jrow *r, const char *path)
+{
+    if (renameat2(AT_FDCWD, r->tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
+        struct stat st;
+        bool expected = lstat(r->tmp, &st) == 0 && (int64_t)st.st_size == r->was.size &&
+                        (int64_t)st.st_ino == r->was.ino &&
+                        (int64_t)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec ==
+                            r->was.mtime;
+        if (expected) {
+            unlink(r->tmp);
+            return true;
+        }
+        if (rename(r->tmp, path)) /* the save back in place */
+            kith_log(KITH_LOG_WARN, "%s: %s", path, strerror(errno));
+        return false;
+    }
+    if (rename(r->tmp, path) && errno != ENOENT)
+        kith_log(KITH_LOG_WARN, "%s: %s", path, strerror(errno));
+    return true;
+}
+
+/*
  * Carries out the journal: renames staged files into place and removes the
  * files of moved and deleted documents, each only if the file is still as it
  * was when staged. A file the user saved meanwhile is not overwritten: with
@@ -1197,8 +1228,13 @@ int ws_writes_finish(kith_ws *ws, bool live)
         char path[PATH_MAX * 2];
         snprintf(path, sizeof path, "%s/%s", ws->root, r->rel);
         if (same && r->tmp) {
-            if (rename(r->tmp, path) && errno != ENOENT)
-                kith_log(KITH_LOG_WARN, "%s: %s", path, strerror(errno));
+            same = put_in_place(r, path);
+            if (!same) {
+                saved[i] = live && r->base;
+                if (!saved[i])
+                    kith_log(KITH_LOG_WARN, "%s changed while kith was writing it; left as saved",
+                             r->rel);
+            }
         } else if (same) {
             if (unlink(path) && errno != ENOENT)
                 kith_log(KITH_LOG_WARN, "%s: %s", path, strerror(errno));
