@@ -25,112 +25,9 @@
 #include "kith/ai.h"
 #include "kith/kith.h"
 
-#define BUNDLED "stories260K-f32.gguf"
-
-static int is_file(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* @a/@b into @out; 1 if it fit. */
-static int pjoin(char *out, size_t cap, const char *a, const char *b)
-{
-    int n = snprintf(out, cap, "%s/%s", a, b);
-    return n >= 0 && (size_t)n < cap;
-}
-
-int cli_ai_models_dir(char *buf, size_t cap)
-{
-    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-    if (xdg && *xdg)
-        return snprintf(buf, cap, "%s/kith/models", xdg) < (int)cap;
-    if (home && *home)
-        return snprintf(buf, cap, "%s/.local/share/kith/models", home) < (int)cap;
-    return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The first *.gguf of @dir in name order (default.gguf first). */
-static int first_gguf(const char *dir, char *out, size_t cap)
-{
-    char path[PATH_MAX];
-    if (pjoin(path, sizeof path, dir, "default.gguf") && is_file(path))
-        return snprintf(out, cap, "%s", path) < (int)cap;
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    char *names[256];
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < 256) {
-        size_t len = strlen(e->d_name);
-        if (len > 5 && !strcmp(e->d_name + len - 5, ".gguf"))
-            names[n++] = strdup(e->d_name);
-    }
-    closedir(d);
-    int found = 0;
-    qsort(names, n, sizeof names[0], cmp_str);
-    for (size_t i = 0; i < n; i++) {
-        if (!found && names[i]) {
-            if (pjoin(path, sizeof path, dir, names[i]) && is_file(path))
-                found = snprintf(out, cap, "%s", path) < (int)cap;
-        }
-        free(names[i]);
-    }
-    return found;
-}
-
-/* Resolves the model to load into @out; 0 or prints an error and returns 1. */
-static int find_model(const char *opt, char *out, size_t cap)
-{
-    char dir[PATH_MAX], path[PATH_MAX];
-    if (opt) {
-        if (is_file(opt))
-            return snprintf(out, cap, "%s", opt) >= (int)cap;
-        if (!strchr(opt, '/') && cli_ai_models_dir(dir, sizeof dir)) {
-            char name[NAME_MAX + 8];
-            if (pjoin(path, sizeof path, dir, opt) && is_file(path))
-                return snprintf(out, cap, "%s", path) >= (int)cap;
-            int n = snprintf(name, sizeof name, "%s.gguf", opt);
-            if (n > 0 && (size_t)n < sizeof name && pjoin(path, sizeof path, dir, name) &&
-                is_file(path))
-                return snprintf(out, cap, "%s", path) >= (int)cap;
-        }
-        return cli_error("model '%s' not found", opt);
-    }
-    const char *env = getenv("KITH_MODEL");
-    if (env && *env)
-        return find_model(env, out, cap);
-    if (cli_ai_models_dir(dir, sizeof dir) && first_gguf(dir, out, cap))
-        return 0;
-    /* bundled: <exe dir>/../models, <exe dir>/../share/kith/models */
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash)
-            *slash = '\0';
-        const char *rel[] = {"../models", "../share/kith/models", "models"};
-        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-            char sub[64];
-            snprintf(sub, sizeof sub, "%s/%s", rel[i], BUNDLED);
-            if (pjoin(path, sizeof path, exe, sub) && is_file(path))
-                return snprintf(out, cap, "%s", path) >= (int)cap;
-        }
-    }
-    return cli_error("no model found: pass --model PATH, set KITH_MODEL, or put a .gguf in "
-                     "~/.local/share/kith/models/");
-}
-
 static int load(const char *opt, kith_model **m, char *path, size_t cap)
 {
-    if (find_model(opt, path, cap))
+    if (cli_find_model(opt, path, cap))
         return 1;
     char err[256];
     int rc = kith_model_load(path, m, err, sizeof err);
@@ -167,20 +64,21 @@ static double now_s(void)
 
 static void run_usage(FILE *f)
 {
-    fprintf(f, "usage: kith ai run [options] PROMPT\n\n"
-               "Streams the model's continuation of PROMPT to stdout.\n\n"
-               "  --model M          GGUF path or name (default: $KITH_MODEL, models folder, bundled)\n"
-               "  -n N               new tokens at most (default 256)\n"
-               "  --temp T           temperature; 0 is greedy (default 0.8)\n"
-               "  --top-k K          (default 40)   --top-p P (default 0.95)\n"
-               "  --min-p P          (default 0.05) --repeat-penalty R (default 1.0)\n"
-               "  --seed S           sampling seed (default: from the clock)\n"
-               "  --threads K        threads (default: physical cores; 1 for tiny models)\n"
-               "  --ctx C            context length (default: the model's, at most 4096)\n"
-               "  --stop TEXT        stop string (repeatable)\n"
-               "  --chat             wrap PROMPT as a user turn in the model's chat template\n"
-               "  --system TEXT      system message for --chat\n"
-               "  --json             print one JSON object with the text and timings\n");
+    fprintf(
+        f, "usage: kith ai run [options] PROMPT\n\n"
+           "Streams the model's continuation of PROMPT to stdout.\n\n"
+           "  --model M          GGUF path or name (default: $KITH_MODEL, models folder, bundled)\n"
+           "  -n N               new tokens at most (default 256)\n"
+           "  --temp T           temperature; 0 is greedy (default 0.8)\n"
+           "  --top-k K          (default 40)   --top-p P (default 0.95)\n"
+           "  --min-p P          (default 0.05) --repeat-penalty R (default 1.0)\n"
+           "  --seed S           sampling seed (default: from the clock)\n"
+           "  --threads K        threads (default: physical cores; 1 for tiny models)\n"
+           "  --ctx C            context length (default: the model's, at most 4096)\n"
+           "  --stop TEXT        stop string (repeatable)\n"
+           "  --chat             wrap PROMPT as a user turn in the model's chat template\n"
+           "  --system TEXT      system message for --chat\n"
+           "  --json             print one JSON object with the text and timings\n");
 }
 
 static int stream_out(void *ud, const char *piece, size_t len)
@@ -324,11 +222,13 @@ static int cmd_run(int argc, char **argv)
         json_object_set_new(o, "text", json_string(text ? text : ""));
         json_object_set_new(o, "n_prompt", json_integer(st.n_prompt));
         json_object_set_new(o, "n_gen", json_integer(st.n_gen));
-        json_object_set_new(o, "pp_tps", json_real(st.prompt_s > 0 ? st.n_prompt / st.prompt_s : 0));
+        json_object_set_new(o, "pp_tps",
+                            json_real(st.prompt_s > 0 ? st.n_prompt / st.prompt_s : 0));
         json_object_set_new(o, "tg_tps", json_real(st.gen_s > 0 ? st.n_gen / st.gen_s : 0));
         const char *why[] = {"length", "eos", "stop", "callback", "context"};
-        json_object_set_new(o, "stop_reason",
-                            json_string(st.stop_reason >= 0 && st.stop_reason < 5 ? why[st.stop_reason] : "?"));
+        json_object_set_new(
+            o, "stop_reason",
+            json_string(st.stop_reason >= 0 && st.stop_reason < 5 ? why[st.stop_reason] : "?"));
         char *s = json_dumps(o, JSON_COMPACT);
         if (s)
             puts(s);
@@ -374,14 +274,13 @@ static int cmd_info(int argc, char **argv)
     struct kith_model_info in = {.size = sizeof in};
     kith_model_info(m, &in);
     if (json) {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f}",
-                              "path", path, "arch", in.arch, "name", in.name, "type", in.ftype,
-                              "tokenizer", in.tokenizer, "chat_template", in.chat_template,
-                              "n_params", (json_int_t)in.n_params, "file_bytes",
-                              (json_int_t)in.file_bytes, "n_vocab", in.n_vocab, "n_embd", in.n_embd,
-                              "n_layer", in.n_layer, "n_head", in.n_head, "n_head_kv", in.n_head_kv,
-                              "n_ff", in.n_ff, "n_ctx_train", in.n_ctx_train, "rope_base",
-                              (double)in.rope_base);
+        json_t *o = json_pack(
+            "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f}",
+            "path", path, "arch", in.arch, "name", in.name, "type", in.ftype, "tokenizer",
+            in.tokenizer, "chat_template", in.chat_template, "n_params", (json_int_t)in.n_params,
+            "file_bytes", (json_int_t)in.file_bytes, "n_vocab", in.n_vocab, "n_embd", in.n_embd,
+            "n_layer", in.n_layer, "n_head", in.n_head, "n_head_kv", in.n_head_kv, "n_ff", in.n_ff,
+            "n_ctx_train", in.n_ctx_train, "rope_base", (double)in.rope_base);
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         if (s)
             puts(s);
@@ -465,7 +364,7 @@ static int bench_ttft(const char *model, const struct kith_ctx_params *cp0, cons
                       int runs, int json)
 {
     char path[PATH_MAX], err[256];
-    if (find_model(model, path, sizeof path))
+    if (cli_find_model(model, path, sizeof path))
         return 1;
     double *t = malloc((size_t)runs * 4 * sizeof *t); /* total, load, ctx, prompt per run */
     if (!t)
@@ -692,8 +591,8 @@ static void quant_progress(void *ud, size_t done, size_t total)
     if (!isatty(STDERR_FILENO))
         return;
     int w = 40, fillw = total ? (int)(done * (size_t)w / total) : w;
-    fprintf(stderr, "\r[%.*s%*s] %zu/%zu tensors", fillw, "########################################",
-            w - fillw, "", done, total);
+    fprintf(stderr, "\r[%.*s%*s] %zu/%zu tensors", fillw,
+            "########################################", w - fillw, "", done, total);
     if (done == total)
         fputc('\n', stderr);
 }

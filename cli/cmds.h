@@ -23,6 +23,10 @@ int cmd_ai_ask(int argc, char **argv);
  * and returns 1. The caller frees *m with kith_model_free. */
 struct kith_model;
 int cli_ai_load_model(const char *opt, struct kith_model **m, char *path, size_t cap);
+/* The model `kith ai run` uses for @opt (a path or a name in the models
+ * folder; NULL: KITH_MODEL, the models folder, then the bundled one) into
+ * @out: 0, or 1 after printing why there is none. */
+int cli_find_model(const char *opt, char *out, size_t cap);
 /* The user's models folder ($XDG_DATA_HOME/kith/models or
  * ~/.local/share/kith/models) into @buf; 0 if there is no HOME or it is too long. */
 int cli_ai_models_dir(char *buf, size_t cap);

@@ -266,7 +266,7 @@ static int start_api(struct daemon *d, const struct daemon_opts *o)
     ao.uv_loop = &d->loop;
     ao.port = o->api_port;
     ao.token_file = token;
-    ao.model_path = serve_find_model(o->model, model, sizeof model) == 0 ? model : NULL;
+    ao.model_path = cli_find_model(o->model, model, sizeof model) == 0 ? model : NULL;
     if (kith_api_start(&ao, &d->api, err, sizeof err)) {
         dlog(KITH_LOG_ERROR, "api: %s", err);
         return -1;

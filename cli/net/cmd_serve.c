@@ -26,7 +26,6 @@
 #include "kith/kith.h"
 
 #define DEFAULT_PORT 8421
-#define BUNDLED      "stories260K-f32.gguf"
 
 static void usage(FILE *f)
 {
@@ -49,6 +48,18 @@ static void usage(FILE *f)
             DEFAULT_PORT);
 }
 
+/* $XDG_DATA_HOME/kith or ~/.local/share/kith into @buf; 0 without a home. */
+static int data_dir(char *buf, size_t cap)
+{
+    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    int n = -1;
+    if (xdg && *xdg)
+        n = snprintf(buf, cap, "%s/kith", xdg);
+    else if (home && *home)
+        n = snprintf(buf, cap, "%s/.local/share/kith", home);
+    return n > 0 && (size_t)n < cap;
+}
+
 static void serve_log(void *ud, enum kith_log_level level, const char *msg)
 {
     static const char *const names[] = {"debug", "info", "warn", "error"};
@@ -62,86 +73,6 @@ static void serve_log(void *ud, enum kith_log_level level, const char *msg)
     strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
     fprintf(stderr, "%s.%03d %d %s %s\n", ts, (int)(tv.tv_usec / 1000), (int)getpid(), names[level],
             msg);
-}
-
-static int is_file(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* $XDG_DATA_HOME/kith or ~/.local/share/kith into @buf; 0 without a home. */
-static int data_dir(char *buf, size_t cap)
-{
-    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-    int n = -1;
-    if (xdg && *xdg)
-        n = snprintf(buf, cap, "%s/kith", xdg);
-    else if (home && *home)
-        n = snprintf(buf, cap, "%s/.local/share/kith", home);
-    return n > 0 && (size_t)n < cap;
-}
-
-/* The model to serve, found as `kith ai run` finds it (cli/cmd_ai.c; kept in
- * step by hand: that file is linked into kith, not kith-net). Also used by
- * the daemon's API (net.h). */
-int serve_find_model(const char *opt, char *out, size_t cap)
-{
-    char dir[PATH_MAX], path[PATH_MAX + 64];
-    if (opt) {
-        if (is_file(opt))
-            return snprintf(out, cap, "%s", opt) >= (int)cap;
-        if (!strchr(opt, '/') && data_dir(dir, sizeof dir)) {
-            snprintf(path, sizeof path, "%s/models/%s", dir, opt);
-            if (is_file(path))
-                return snprintf(out, cap, "%s", path) >= (int)cap;
-            snprintf(path, sizeof path, "%s/models/%s.gguf", dir, opt);
-            if (is_file(path))
-                return snprintf(out, cap, "%s", path) >= (int)cap;
-        }
-        return cli_error("model '%s' not found", opt);
-    }
-    const char *env = getenv("KITH_MODEL");
-    if (env && *env)
-        return serve_find_model(env, out, cap);
-    if (data_dir(dir, sizeof dir)) {
-        snprintf(path, sizeof path, "%s/models/default.gguf", dir);
-        if (is_file(path))
-            return snprintf(out, cap, "%s", path) >= (int)cap;
-        char models[PATH_MAX + 8];
-        snprintf(models, sizeof models, "%s/models", dir);
-        struct dirent **names = NULL;
-        int n = scandir(models, &names, NULL, alphasort);
-        int found = 0;
-        for (int i = 0; i < n; i++) {
-            size_t len = strlen(names[i]->d_name);
-            if (!found && len > 5 && !strcmp(names[i]->d_name + len - 5, ".gguf")) {
-                snprintf(path, sizeof path, "%s/%s", models, names[i]->d_name);
-                if (is_file(path))
-                    found = snprintf(out, cap, "%s", path) < (int)cap;
-            }
-            free(names[i]);
-        }
-        free(names);
-        if (found)
-            return 0;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash)
-            *slash = '\0';
-        const char *rel[] = {"../models", "../share/kith/models", "models"};
-        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-            snprintf(path, sizeof path, "%s/%s/%s", exe, rel[i], BUNDLED);
-            if (is_file(path))
-                return snprintf(out, cap, "%s", path) >= (int)cap;
-        }
-    }
-    return cli_error("no model found: pass --model PATH, set KITH_MODEL, or put a .gguf in "
-                     "~/.local/share/kith/models/");
 }
 
 static int int_arg(const char *opt, const char *v, long lo, long hi, long *out)
@@ -226,7 +157,7 @@ int cmd_serve(int argc, char **argv)
     }
 
     char model_path[PATH_MAX], tok[PATH_MAX], err[512];
-    if (serve_find_model(model, model_path, sizeof model_path))
+    if (cli_find_model(model, model_path, sizeof model_path))
         return 1;
     if (!token_file) {
         char dir[PATH_MAX];

@@ -22,8 +22,5 @@ struct kith_replica *net_open(struct kith_ws **ws);
 void net_close(struct kith_replica *r, struct kith_ws *ws);
 int cmd_daemon(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
-/* The model `kith ai run` would use for @opt (NULL: the default) into @out;
- * non-zero (after a message) when there is none. */
-int serve_find_model(const char *opt, char *out, size_t cap);
 
 #endif
