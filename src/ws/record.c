@@ -121,11 +121,6 @@ void ws_change_free(ws_change *c)
     kith_free(c);
 }
 
-bool ws_change_empty(const ws_change *c)
-{
-    return c->nfiles == 0;
-}
-
 size_t ws_change_files(const ws_change *c)
 {
     return c->nfiles;

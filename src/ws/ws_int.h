@@ -119,7 +119,6 @@ int ws_change_warn(ws_change *c, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int ws_change_finish(ws_change *c, kith_ws_file_cb cb, void *ctx, kith_ws_result *res);
 void ws_change_free(ws_change *c);
-bool ws_change_empty(const ws_change *c);
 size_t ws_change_files(const ws_change *c);
 
 /* version.c */
@@ -142,7 +141,6 @@ int ws_writes_finish(kith_ws *ws, bool live);
 int ws_write_tmp(kith_ws *ws, const char *rel, const char *data, size_t len, struct stat *st,
                  char **tmp);
 int ws_scan_locked(kith_ws *ws, kith_ws_file_cb cb, void *ctx, kith_ws_result *res);
-int ws_change_id_hex(kith_ws *ws, int64_t change, char out[KITH_WS_ID_HEX + 1]);
 int64_t ws_change_hid(const char *hex);
 void ws_change_hash(const uint8_t key[32], int64_t seq, char out[KITH_WS_ID_HEX + 1]);
 bool ws_looks_text(const char *p, size_t len);
