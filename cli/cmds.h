@@ -13,8 +13,9 @@ int cmd_ai(int argc, char **argv);
 int cmd_ai_tokenize(int argc, char **argv);
 /* `kith ai pull` (cmd_ai_pull.c), called by cmd_ai. */
 int cmd_ai_pull(int argc, char **argv);
-/* `kith ai draft|summarize|catchup|ask` (cmd_ai_ws.c), called by cmd_ai. */
+/* `kith ai draft|summarize|catchup|ask|review` (cmd_ai_ws.c), called by cmd_ai. */
 int cmd_ai_draft(int argc, char **argv);
+int cmd_ai_review(int argc, char **argv);
 int cmd_ai_summarize(int argc, char **argv);
 int cmd_ai_catchup(int argc, char **argv);
 int cmd_ai_ask(int argc, char **argv);
@@ -41,6 +42,12 @@ int cmd_cat(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+/* Suggestions and comments (cmd_notes.c). */
+int cmd_suggest(int argc, char **argv);
+int cmd_suggestions(int argc, char **argv);
+int cmd_comments(int argc, char **argv);
+int cmd_accept(int argc, char **argv);
+int cmd_reject(int argc, char **argv);
 
 /* True when stdout is a terminal that takes colour (and NO_COLOR is unset). */
 int cli_color(void);

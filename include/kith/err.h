@@ -27,7 +27,8 @@
     X(ENOSPC, -15, "no space left on device")                                   \
     X(EPERM, -16, "permission denied")                                          \
     X(EAUTH, -17, "authentication failed")                                      \
-    X(ENET, -18, "network or protocol error")
+    X(ENET, -18, "network or protocol error")                                   \
+    X(ESTALE, -19, "stale: the text it was anchored to was deleted")
 
 enum kith_err {
 #define KITH_ERR_ENUM(name, val, text) KITH_##name = (val),

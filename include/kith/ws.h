@@ -288,4 +288,80 @@ KITH_API KITH_NODISCARD int kith_ws_apply_change(kith_ws *ws, const uint8_t *pay
 KITH_API KITH_NODISCARD int kith_ws_join(const char *dir, const char *name, const uint8_t *buf,
                                          size_t len, kith_ws **out /* OUT */);
 
+/* ---- suggestions and comments ------------------------------------------------ */
+
+/*
+ * A note is a suggestion (text proposed for a place in a document, made by a
+ * person or by the on-device model on their behalf) or a comment on a range
+ * of a document (a review). It is anchored in the CRDT, not to line numbers:
+ * it records the document's version when it was made and the code points of
+ * the anchored text in that version, so that after teammates' concurrent
+ * edits are merged it is found where it belongs (the operations' order
+ * decides, exactly as for text typed at that version). Notes are kept in
+ * the store as documents that are never written to the folder; they sync
+ * with the changes that made them. Accepting a suggestion records its text
+ * as an ordinary change (with the suggestion's "via" tag) and closes it;
+ * rejecting closes it. A note whose anchored text was deleted meanwhile is
+ * stale: it is listed as such and cannot be accepted.
+ */
+enum kith_ws_note_type { KITH_WS_SUGGESTION, KITH_WS_COMMENT };
+enum kith_ws_note_status {
+    KITH_WS_NOTE_OPEN,
+    KITH_WS_NOTE_STALE, /* open, but its anchored text was deleted */
+    KITH_WS_NOTE_ACCEPTED,
+    KITH_WS_NOTE_REJECTED /* or dismissed (comments) */
+};
+
+/* What a new note says. Positions are code points of the document's text as
+ * recorded now (kith_ws_cat with @at NULL). */
+typedef struct kith_ws_note_spec {
+    enum kith_ws_note_type type;
+    const char *path;
+    size_t pos, len;  /* the anchored text: [pos, pos+len); a suggestion goes at pos+len */
+    size_t del;       /* suggestion: code points after the anchor that it replaces */
+    const char *text; /* suggestion: the new text; comment: the comment (UTF-8) */
+    size_t text_len;  /* bytes */
+    const char *via;  /* e.g. "ai:qwen2.5" or NULL (a person) */
+} kith_ws_note_spec;
+
+/* A note as listings show it. Strings borrowed for the callback. */
+typedef struct kith_ws_note {
+    const char *id; /* KITH_WS_ID_HEX hex digits; a prefix of 4 or more names it */
+    enum kith_ws_note_type type;
+    enum kith_ws_note_status status;
+    const char *path;   /* the document's current path */
+    const char *author; /* user name of the device that made it */
+    const char *device; /* hex device id */
+    const char *via;    /* NULL for a person; "ai:<model>" for the model */
+    int64_t time_ms;
+    size_t line;        /* 1-based line of the anchor's end now (at the base when stale) */
+    size_t pos, len;    /* the anchored text in the current text (len 0 when stale) */
+    const char *anchor; /* the anchored text as it was when the note was made */
+    size_t anchor_len;  /* bytes */
+    size_t del;         /* suggestion: code points replaced after the anchor */
+    const char *text;   /* suggested text or comment */
+    size_t text_len;    /* bytes */
+} kith_ws_note;
+
+/* Records a new note as a change of this device. @id (may be NULL) receives
+ * its id. The file must hold what was recorded (KITH_EBUSY otherwise: scan
+ * first). */
+KITH_API KITH_NODISCARD int kith_ws_note_add(kith_ws *ws, const kith_ws_note_spec *spec,
+                                             char id[KITH_WS_ID_HEX + 1] /* OUT */);
+/* Calls @cb for each note on @path (NULL: all documents), oldest first,
+ * open ones only unless @all. A non-zero return from @cb stops the walk. */
+KITH_API KITH_NODISCARD int kith_ws_notes(kith_ws *ws, const char *path, bool all,
+                                          int (*cb)(const kith_ws_note *n, void *ctx), void *ctx);
+/* Accepts the suggestion @id (or a prefix): records its text where it is
+ * anchored now, as a change carrying the suggestion's via tag, writes the
+ * file and closes the suggestion, all in one change. Pending edits in the
+ * folder are recorded first. KITH_ESTALE when it is stale, KITH_EINVAL
+ * for a comment or a closed note, KITH_ENOTFOUND for an unknown id. */
+KITH_API KITH_NODISCARD int kith_ws_accept(kith_ws *ws, const char *id,
+                                           kith_ws_result *res /* OUT */);
+/* Rejects the suggestion, or dismisses the comment, @id: closes it as a
+ * change of this device. */
+KITH_API KITH_NODISCARD int kith_ws_reject(kith_ws *ws, const char *id,
+                                           kith_ws_result *res /* OUT */);
+
 #endif

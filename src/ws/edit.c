@@ -40,7 +40,7 @@ static long cp_offset(const char *s, size_t len, size_t cp)
 
 /* The first edit of a document checks that the file holds what was
  * recorded: an edit on top of unrecorded changes would overwrite them. */
-static int check_unchanged(kith_ws *ws, ws_doc *d, const char *text, size_t len)
+int ws_check_unchanged(kith_ws *ws, ws_doc *d, const char *text, size_t len)
 {
     char *file = NULL;
     size_t flen = 0;
@@ -92,7 +92,7 @@ int kith_ws_edit(kith_ws *ws, const char *path, size_t pos, size_t del, const ch
         return ws_error(ws, KITH_ERANGE, "%s: edit at %zu+%zu is past the end of the text", path,
                         pos, del);
     }
-    if (!p && (rc = check_unchanged(ws, d, base, blen))) {
+    if (!p && (rc = ws_check_unchanged(ws, d, base, blen))) {
         kith_free(base);
         return rc;
     }
@@ -148,7 +148,7 @@ int kith_ws_commit(kith_ws *ws, const char *via, kith_ws_result *res)
         char *recorded = NULL;
         size_t rlen = 0;
         if (!(rc = ws_doc_crdt(ws, d, &doc)) && !(rc = kith_doc_text(doc, &recorded, &rlen)))
-            rc = check_unchanged(ws, d, recorded, rlen);
+            rc = ws_check_unchanged(ws, d, recorded, rlen);
         kith_free(recorded);
         if (rc || (rc = ws_write_file(ws, d->path, ws->pend[i].text, ws->pend[i].len, &st)))
             break;

@@ -494,7 +494,7 @@ static void parse_edit(rbuf *r, x_edit *e, size_t nauthors)
     if (u)
         memcpy(e->uuid, u, 16);
     e->what = (int)rb_var(r, KITH_WS_RESTORED);
-    e->kind = (int)rb_var(r, WS_BINARY);
+    e->kind = (int)rb_var(r, WS_NOTE);
     e->path = rb_str(r, PATH_MAX / 2);
     e->old_path = rb_optstr(r, PATH_MAX / 2, &present);
     e->ins = rb_var(r, UINT32_MAX);
@@ -505,7 +505,8 @@ static void parse_edit(rbuf *r, x_edit *e, size_t nauthors)
     e->has_blob = rb_var(r, 1);
     if (e->has_blob && (u = rb_bytes(r, 32)))
         memcpy(e->blob, u, 32);
-    if (!r->err && (!path_ok(e->path) || (e->old_path && !path_ok(e->old_path))))
+    if (!r->err && (e->kind == WS_NOTE ? !ws_note_path_ok(e->path, e->uuid) || e->old_path
+                                       : !path_ok(e->path) || (e->old_path && !path_ok(e->old_path))))
         r->err = true;
 }
 
@@ -541,7 +542,7 @@ static void parse_docs(rbuf *r, xport *x)
         const uint8_t *u = rb_bytes(r, 16);
         if (u)
             memcpy(d->uuid, u, 16);
-        d->kind = (int)rb_var(r, WS_BINARY);
+        d->kind = (int)rb_var(r, WS_NOTE);
         d->path = rb_str(r, PATH_MAX / 2);
         d->deleted = rb_var(r, 1);
         d->lamport = rb_var(r, INT64_MAX);
@@ -553,7 +554,9 @@ static void parse_docs(rbuf *r, xport *x)
             memcpy(d->blob, u, 32);
         d->enclen = (size_t)rb_var(r, SIZE_MAX);
         d->enc = rb_bytes(r, d->enclen);
-        if (!r->err && (!path_ok(d->path) || (d->kind == WS_BINARY && !d->has_blob)))
+        if (!r->err && (d->kind == WS_NOTE ? !ws_note_path_ok(d->path, d->uuid) : !path_ok(d->path)))
+            r->err = true;
+        if (!r->err && d->kind == WS_BINARY && !d->has_blob)
             r->err = true;
         for (size_t k = 0; k < i && !r->err; k++)
             if (!memcmp(x->docs[k].uuid, d->uuid, 16))
@@ -743,6 +746,9 @@ static int merge_doc(kith_ws *ws, xport *x, x_doc *xd, touched *t)
         if ((rc = ws_doc_add(ws, d)) || (rc = ws_doc_save_row(ws, d)))
             return rc;
     }
+    /* A note stays a note: its path is its id, and it is never a file. */
+    if ((d->kind == WS_NOTE) != (xd->kind == WS_NOTE))
+        return ws_error(ws, KITH_ECORRUPT, "%s: a note and a file share an id", xd->path);
     t->d = d;
     if (!d->deleted && !(t->old_path = kith_strndup(d->path, strlen(d->path))))
         return KITH_ENOMEM;
@@ -979,7 +985,7 @@ static int stage_files(kith_ws *ws, touched *t, size_t nt)
 {
     for (size_t i = 0; i < nt; i++) {
         ws_doc *d = t[i].d;
-        if (!d)
+        if (!d || d->kind == WS_NOTE)
             continue;
         int rc = KITH_OK;
         if (t[i].old_path && (d->deleted || strcmp(t[i].old_path, d->path)))
@@ -1269,7 +1275,7 @@ static void report(touched *t, size_t nt, kith_ws_file_cb cb, void *ctx, kith_ws
 {
     for (size_t i = 0; i < nt; i++) {
         ws_doc *d = t[i].d;
-        if (!d)
+        if (!d || d->kind == WS_NOTE)
             continue;
         res->files++;
         kith_ws_file f = {KITH_WS_MODIFIED, d->path, NULL, 0, 0, d->kind == WS_BINARY, NULL};
@@ -1483,7 +1489,7 @@ static int change_payload(kith_ws *ws, int64_t id, wbuf *w)
         bool blob = sqlite3_column_bytes(ed, 10) == 32;
         /* The operations, then the bytes of a whole-file version. */
         uint64_t opcount = (uint64_t)sqlite3_column_int64(ed, 8);
-        if (sqlite3_column_int(ed, 2) == WS_TEXT && opcount)
+        if (sqlite3_column_int(ed, 2) != WS_BINARY && opcount) /* text and notes */
             rc = edit_delta(ws, sqlite3_column_int64(ed, 11), key,
                             (uint64_t)sqlite3_column_int64(ed, 7), opcount, &body);
         else
@@ -1653,7 +1659,7 @@ static bool folder_ahead(kith_ws *ws, const xport *x)
 {
     for (size_t i = 0; i < x->ndocs; i++) {
         ws_doc *d = ws_doc_by_uuid(ws, x->docs[i].uuid);
-        if (!d || d->deleted)
+        if (!d || d->deleted || d->kind == WS_NOTE)
             continue;
         char path[PATH_MAX * 2];
         struct stat st;

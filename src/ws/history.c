@@ -390,7 +390,9 @@ int kith_ws_log(kith_ws *ws, const char *path, size_t limit,
                         "JOIN authors a ON a.id=c.author ORDER BY c.id DESC LIMIT ?2");
     if (!rc)
         rc =
-            ws_prepare(ws, &files, "SELECT path, ins, del FROM edits WHERE change=? ORDER BY path");
+            ws_prepare(ws, &files, "SELECT CASE kind WHEN 2 THEN 'note ' || substr(path, 13, 8) "
+                       "ELSE path END, ins * (kind != 2), del * (kind != 2) FROM edits "
+                       "WHERE change=? ORDER BY kind, path");
     if (rc) {
         sqlite3_finalize(st);
         return rc;
@@ -444,7 +446,7 @@ int kith_ws_ls(kith_ws *ws, int (*cb)(const kith_ws_entry *e, void *ctx), void *
         return KITH_ENOMEM;
     size_t n = 0;
     for (size_t i = 0; i < ws->ndocs; i++)
-        if (!ws->docs[i]->deleted)
+        if (!ws->docs[i]->deleted && ws->docs[i]->kind != WS_NOTE)
             live[n++] = ws->docs[i];
     qsort(live, n, sizeof *live, cmp_docpath);
     sqlite3_stmt *st = NULL;

@@ -350,6 +350,45 @@ static int edit_at_patches(kith_doc *doc, kith_agent agent, const kith_id *base,
     return kith_doc_merge(doc, NULL, 0);
 }
 
+/* Records @p (@n patches against the text at version @ids) as edits made at
+ * that version, merged with everything recorded since; with @ids NULL, as
+ * edits of the current text. */
+static int record_patches_at(ws_change *c, ws_doc *d, kith_doc *doc, const kith_id *ids,
+                             size_t nids, const kith_patch *p, size_t n)
+{
+    kith_ws *ws = c->ws;
+    char *version = NULL;
+    uint8_t *summary = NULL, *delta = NULL;
+    size_t sumlen = 0, deltalen = 0;
+    uint64_t ins = 0, del = 0, opseq = 0, opend = 0;
+    kith_agent agent;
+    int rc = change_row(c);
+    if (rc)
+        return rc;
+    if ((rc = kith_doc_summary(doc, &summary, &sumlen)) ||
+        (rc = kith_doc_agent(doc, ws->agent, &agent)) ||
+        (rc = kith_doc_agent_ops(doc, agent, &opseq)) ||
+        (rc = ids ? edit_at_patches(doc, agent, ids, nids, p, n, &ins, &del)
+                  : apply_patches(doc, agent, p, n, &ins, &del)) ||
+        (rc = kith_doc_commit(doc, c->time_ms, c->via)) ||
+        (rc = kith_doc_agent_ops(doc, agent, &opend)) ||
+        (rc = kith_doc_encode_since(doc, summary, sumlen, &delta, &deltalen))) {
+        ws_error(ws, rc, "%s: %s", d->path,
+                 *kith_doc_errmsg(doc) ? kith_doc_errmsg(doc) : kith_strerror(rc));
+        goto done;
+    }
+    if ((rc = ws_doc_version_db(ws, doc, &version)) ||
+        (rc = ws_doc_append_delta(ws, d, delta, deltalen)))
+        goto done;
+    edit_row e = {KITH_WS_MODIFIED, d->path, NULL, ins, del, opseq, opend - opseq, version, NULL};
+    rc = record_edit(c, d, &e);
+done:
+    kith_free(version);
+    kith_free(summary);
+    kith_free(delta);
+    return rc;
+}
+
 /*
  * Records @text as an edit of @d made at the past version @base (store
  * form): the file held @base's text when the user saved over it, while a
@@ -361,12 +400,9 @@ int ws_change_text_at(ws_change *c, ws_doc *d, const char *base, const char *tex
     kith_ws *ws = c->ws;
     kith_doc *doc = NULL;
     kith_id *ids = NULL;
-    size_t nids = 0, oldlen = 0, sumlen = 0, deltalen = 0, npatch = 0;
-    char *old = NULL, *version = NULL;
-    uint8_t *summary = NULL, *delta = NULL;
+    size_t nids = 0, oldlen = 0, npatch = 0;
+    char *old = NULL;
     kith_patch *patches = NULL;
-    uint64_t ins = 0, del = 0, opseq = 0, opend = 0;
-    kith_agent agent;
     int rc = ws_doc_crdt(ws, d, &doc);
     if (!rc)
         rc = ws_version_ids(ws, doc, base, &ids, &nids);
@@ -374,36 +410,24 @@ int ws_change_text_at(ws_change *c, ws_doc *d, const char *base, const char *tex
         return rc;
     if ((rc = kith_doc_text_at(doc, ids, nids, &old, &oldlen)) ||
         (rc = ws_text_diff(old, oldlen, text, len, &patches, &npatch)))
-        goto crdt_fail;
-    if (!npatch)
-        goto done;
-    if ((rc = change_row(c)))
-        goto done;
-    if ((rc = kith_doc_summary(doc, &summary, &sumlen)) ||
-        (rc = kith_doc_agent(doc, ws->agent, &agent)) ||
-        (rc = kith_doc_agent_ops(doc, agent, &opseq)) ||
-        (rc = edit_at_patches(doc, agent, ids, nids, patches, npatch, &ins, &del)) ||
-        (rc = kith_doc_commit(doc, c->time_ms, c->via)) ||
-        (rc = kith_doc_agent_ops(doc, agent, &opend)) ||
-        (rc = kith_doc_encode_since(doc, summary, sumlen, &delta, &deltalen)))
-        goto crdt_fail;
-    if ((rc = ws_doc_version_db(ws, doc, &version)) ||
-        (rc = ws_doc_append_delta(ws, d, delta, deltalen)))
-        goto done;
-    edit_row e = {KITH_WS_MODIFIED, d->path, NULL, ins, del, opseq, opend - opseq, version, NULL};
-    rc = record_edit(c, d, &e);
-    goto done;
-crdt_fail:
-    ws_error(ws, rc, "%s: %s", d->path,
-             doc && *kith_doc_errmsg(doc) ? kith_doc_errmsg(doc) : kith_strerror(rc));
-done:
+        ws_error(ws, rc, "%s: %s", d->path,
+                 *kith_doc_errmsg(doc) ? kith_doc_errmsg(doc) : kith_strerror(rc));
+    else if (npatch)
+        rc = record_patches_at(c, d, doc, ids, nids, patches, npatch);
     kith_free(ids);
     kith_free(old);
-    kith_free(version);
-    kith_free(summary);
-    kith_free(delta);
     kith_free(patches);
     return rc;
+}
+
+/* Records @p (@n patches, each against the result of the one before) as
+ * edits of @d's current text: an accepted suggestion, placed where it was
+ * found to be anchored now. */
+int ws_change_patch(ws_change *c, ws_doc *d, const kith_patch *p, size_t n)
+{
+    kith_doc *doc = NULL;
+    int rc = ws_doc_crdt(c->ws, d, &doc);
+    return rc ? rc : record_patches_at(c, d, doc, NULL, 0, p, n);
 }
 
 /* Records a whole-file version of binary (or oversized) document @d. */

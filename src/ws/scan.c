@@ -352,7 +352,7 @@ int ws_scan_locked(kith_ws *ws, kith_ws_file_cb cb, void *ctx, kith_ws_result *r
     if (!rc)
         rc = ws_change_begin(ws, &w.c, NULL);
     for (size_t i = 0; !rc && i < ws->ndocs; i++)
-        ws->docs[i]->seen = false;
+        ws->docs[i]->seen = ws->docs[i]->kind == WS_NOTE; /* never in the folder */
     if (!rc) {
         int fd = open(ws->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         rc = fd < 0 ? ws_error(ws, KITH_EIO, "%s: %s", ws->root, strerror(errno))

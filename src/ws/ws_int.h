@@ -15,7 +15,9 @@
 #include "kith/ws.h"
 #include "util/util_int.h"
 
-enum ws_kind { WS_TEXT = 0, WS_BINARY = 1 };
+/* WS_NOTE: a suggestion or comment (notes.c), kept in the store as a text
+ * document named .kith/notes/<id>, never written to the folder. */
+enum ws_kind { WS_TEXT = 0, WS_BINARY = 1, WS_NOTE = 2 };
 
 /* edits.what values on disk (docs/FORMAT.md): the public enum's numbers. */
 
@@ -111,6 +113,7 @@ int ws_change_begin(kith_ws *ws, ws_change **out, const char *via);
 int ws_change_text(ws_change *c, ws_doc *d, int what, const char *old_path, const char *text,
                    size_t len);
 int ws_change_text_at(ws_change *c, ws_doc *d, const char *base, const char *text, size_t len);
+int ws_change_patch(ws_change *c, ws_doc *d, const kith_patch *p, size_t n);
 int ws_doc_version_db(kith_ws *ws, kith_doc *doc, char **out);
 int ws_change_binary(ws_change *c, ws_doc *d, int what, const char *old_path, const uint8_t *data,
                      size_t len);
@@ -120,6 +123,12 @@ int ws_change_warn(ws_change *c, const char *path, const char *fmt, ...)
 int ws_change_finish(ws_change *c, kith_ws_file_cb cb, void *ctx, kith_ws_result *res);
 void ws_change_free(ws_change *c);
 size_t ws_change_files(const ws_change *c);
+
+/* notes.c */
+bool ws_note_path_ok(const char *path, const uint8_t uuid[16]);
+
+/* edit.c */
+int ws_check_unchanged(kith_ws *ws, ws_doc *d, const char *text, size_t len);
 
 /* version.c */
 int ws_version_to_db(kith_ws *ws, const char *full, char **out);
