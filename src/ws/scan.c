@@ -384,7 +384,13 @@ int kith_ws_scan(kith_ws *ws, kith_ws_file_cb cb, void *ctx, kith_ws_result *res
 {
     memset(res, 0, sizeof *res);
     ws->err[0] = 0;
-    int rc = ws_begin(ws);
+    /* A merge whose files a crash left unwritten is finished first, outside
+     * the scan's transaction: a file the user saved over meanwhile is then
+     * an edit made at the version it held, merged, not a rewrite of the
+     * merged text that would drop what arrived. */
+    int rc = ws_writes_finish(ws, true);
+    if (!rc)
+        rc = ws_begin(ws);
     if (rc)
         return rc;
     rc = ws_scan_locked(ws, cb, ctx, res);

@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kith/kith.h"
@@ -101,10 +102,15 @@ static void user_saves(void *ctx)
     }
 }
 
+static uint8_t grab_author[32];
+static uint64_t grab_seq;
+
 static int grab(const uint8_t author[32], uint64_t seq, const uint8_t *payload, size_t len,
                 void *ctx)
 {
     uint8_t **p = ctx;
+    memcpy(grab_author, author, 32);
+    grab_seq = seq;
     *p = malloc(len + sizeof(size_t));
     memcpy(*p, &len, sizeof len);
     memcpy(*p + sizeof len, payload, len);
@@ -157,10 +163,89 @@ TT_TEST(save_during_merge_write_is_kept)
     snprintf(fb, sizeof fb, "%s/x.md", db);
     b->test_before_writes = user_saves;
     b->test_ctx = fb;
-    TT_OK(kith_ws_apply_change(b, payload + sizeof plen, plen, NULL, NULL, &r));
+    TT_OK(kith_ws_apply_change_from(b, grab_author, grab_seq, payload + sizeof plen, plen, NULL,
+                                    NULL, &r));
     b->test_before_writes = NULL;
     free(payload);
     char *text = slurp(fb);
+    TT_STREQ(text, "zero\none\ntwo\nthree\n");
+    free(text);
+    char *rec = NULL;
+    size_t rlen = 0;
+    TT_OK(kith_ws_cat(b, fb, NULL, &rec, &rlen));
+    TT_STREQ(rec, "zero\none\ntwo\nthree\n");
+    kith_free(rec);
+    TT_OK(kith_ws_check(b));
+    kith_ws_close(a);
+    kith_ws_close(b);
+}
+
+static void crash(void *ctx)
+{
+    (void)ctx;
+    _exit(0); /* after the merge's commit, before its files are written */
+}
+
+/* A merge commits, then the process dies before writing the file; the user
+ * saves over the old file; the next scan keeps both the save and what
+ * arrived. */
+TT_TEST(save_after_crash_before_merge_write_is_kept)
+{
+    kith_ws *a = NULL, *b = NULL;
+    char da[300], db[300], fa[400], fb[400];
+    snprintf(da, sizeof da, "%s/crash-a", root);
+    snprintf(db, sizeof db, "%s/crash-b", root);
+    TT_OK(kith_ws_init(da, "Alice", &a));
+    snprintf(fa, sizeof fa, "%s/x.md", da);
+    FILE *f = fopen(fa, "w");
+    fputs("one\ntwo\n", f);
+    fclose(f);
+    kith_ws_result r;
+    TT_OK(kith_ws_scan(a, NULL, NULL, &r));
+    uint8_t *exp = NULL;
+    size_t elen = 0;
+    TT_OK(kith_ws_export(a, &exp, &elen));
+    TT_OK(kith_ws_join(db, "Bob", exp, elen, &b));
+    kith_free(exp);
+    f = fopen(fa, "w");
+    fputs("one\ntwo\nthree\n", f);
+    fclose(f);
+    TT_OK(kith_ws_scan(a, NULL, NULL, &r));
+    kith_ws_vv_entry *vv = NULL;
+    size_t n = 0;
+    uint8_t *payload = NULL;
+    TT_OK(kith_ws_vv(b, &vv, &n));
+    TT_OK(kith_ws_changes_since(a, vv, n, grab, &payload));
+    kith_free(vv);
+    TT_ASSERT(payload);
+    size_t plen;
+    memcpy(&plen, payload, sizeof plen);
+    kith_ws_close(b);
+    pid_t pid = fork();
+    if (pid == 0) { /* its own connection, as another process has */
+        kith_ws *c = NULL;
+        if (kith_ws_open(db, &c))
+            _exit(2);
+        c->test_before_writes = crash;
+        if (kith_ws_apply_change_from(c, grab_author, grab_seq, payload + sizeof plen, plen, NULL,
+                                      NULL, &r))
+            _exit(4);
+        _exit(3); /* the hook did not run */
+    }
+    int status = 0;
+    TT_ASSERT(pid > 0 && waitpid(pid, &status, 0) == pid);
+    TT_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    free(payload);
+    snprintf(fb, sizeof fb, "%s/x.md", db);
+    char *text = slurp(fb);
+    TT_STREQ(text, "one\ntwo\n"); /* the merge never reached the file */
+    free(text);
+    f = fopen(fb, "w");
+    fputs("zero\none\ntwo\n", f);
+    fclose(f);
+    TT_OK(kith_ws_open(db, &b));
+    TT_OK(kith_ws_scan(b, NULL, NULL, &r));
+    text = slurp(fb);
     TT_STREQ(text, "zero\none\ntwo\nthree\n");
     free(text);
     char *rec = NULL;
@@ -191,4 +276,4 @@ static void setup(void)
 }
 
 TT_MAIN(TT_CASE(busy_lock_times_out_clearly), TT_CASE(not_a_workspace), TT_CASE(keys_and_init_as),
-        TT_CASE(save_during_merge_write_is_kept))
+        TT_CASE(save_during_merge_write_is_kept), TT_CASE(save_after_crash_before_merge_write_is_kept))
