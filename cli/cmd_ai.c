@@ -579,10 +579,11 @@ static void usage(FILE *f)
                "  quantize IN OUT TYPE   convert F32/F16/BF16 to Q8_0, Q4_0, Q4_K, Q6_K\n"
                "  tokenize          print the token ids of stdin\n"
                "  pull URL          download a GGUF model into the models folder\n"
-               "  draft PATH TEXT   write text into a file (--apply records it via ai:<model>)\n"
+               "  draft PATH TEXT   suggest text for a file (--apply records it via ai:<model>)\n"
                "  summarize PATH... summarise files (--into PATH records it)\n"
                "  catchup           what changed lately, per file, and a summary\n"
-               "  ask QUESTION      answer from the workspace's files, citing them\n\n"
+               "  ask QUESTION      answer from the workspace's files, citing them\n"
+               "  review PATH       comment on a file's changes (kith comments)\n\n"
                "Run 'kith ai <command> --help' for its options.\n");
 }
 
@@ -642,6 +643,8 @@ int cmd_ai(int argc, char **argv)
         return cmd_ai_summarize(argc - 1, argv + 1);
     if (!strcmp(sub, "catchup"))
         return cmd_ai_catchup(argc - 1, argv + 1);
+    if (!strcmp(sub, "review"))
+        return cmd_ai_review(argc - 1, argv + 1);
     if (!strcmp(sub, "ask"))
         return cmd_ai_ask(argc - 1, argv + 1);
     return cli_error("'%s' is not a 'kith ai' command; see 'kith ai --help'", sub);

@@ -1,5 +1,5 @@
 /*
- * cmd_ai_ws.c: `kith ai draft|summarize|catchup|ask`, the on-device model
+ * cmd_ai_ws.c: `kith ai draft|summarize|catchup|ask|review`, the on-device model
  * working on the workspace (issue 6, first slice). What the model writes is
  * recorded with kith_ws_edit + kith_ws_commit under the via tag
  * "ai:<model file name without .gguf>", so blame and log show it. Generation
@@ -8,13 +8,13 @@
  * model's context (counted in tokens with its own vocabulary).
  * `ask` keeps an SQLite FTS5 index of the recorded text in .kith/search.db
  * (chunks of 20 lines), refreshed for files whose size or hash changed.
- * Not yet: suggestions (draft without --apply only prints the draft).
+ * A draft without --apply becomes a suggestion (kith_ws_note_add), anchored
+ * in the CRDT, for `kith accept`.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +25,8 @@
 #include "cli/cmds.h"
 #include "cli/ws_cli.h"
 #include "kith/ai.h"
+#include "kith/assist.h"
 #include "kith/kith.h"
-
-#define CHUNK_LINES 20 /* lines per search chunk */
-#define ASK_TOP     4  /* chunks given to the model at most */
 
 /* ---- small text helpers ---- */
 
@@ -150,6 +148,7 @@ typedef struct gen {
     char via[NAME_MAX + 8]; /* "ai:<file name without .gguf>" */
     int n_ctx;
     int chat; /* the model has a chat template */
+    kith_assist_lm lm;
     struct kith_gen_params gp;
     const char *model_opt;
 } gen;
@@ -225,58 +224,33 @@ static int gen_load(gen *g)
     g->n_ctx = kith_ctx_n_ctx(g->c);
     if (g->gp.max_tokens > g->n_ctx / 2)
         g->gp.max_tokens = g->n_ctx / 2;
-    struct kith_model_info in = {.size = sizeof in};
-    kith_model_info(g->m, &in);
-    g->chat = in.chat_template && strcmp(in.chat_template, "none");
-    const char *base = strrchr(g->path, '/');
-    base = base ? base + 1 : g->path;
-    size_t bl = strlen(base);
-    if (bl > 5 && !strcmp(base + bl - 5, ".gguf"))
-        bl -= 5;
-    snprintf(g->via, sizeof g->via, "ai:%.*s", (int)bl, base);
+    g->lm = (kith_assist_lm){g->m, g->v, g->n_ctx, g->gp.max_tokens};
+    g->chat = kith_assist_chat(&g->lm);
+    kith_assist_via(g->path, g->via, sizeof g->via);
     return 0;
 }
 
-/* The prompt the model sees for @task and @material: the chat template's
- * user turn where the model has one, else plain text ending where the
- * model should continue. Caller frees. */
+/* The prompt the model sees for @task and @material (kith_assist_prompt).
+ * Caller frees. */
 static char *gen_prompt(gen *g, const char *task, const char *material)
 {
-    sbuf b = {0};
-    if (g->chat) {
-        sb_str(&b, material);
-        sb_str(&b, "\n\n");
-        sb_str(&b, task);
-        struct kith_chat_msg msgs[2] = {
-            {"system", "You are a careful writing assistant working on the user's documents. "
-                       "Answer with the requested text only."},
-            {"user", b.p}};
-        char *out = NULL;
-        int rc = kith_chat_format(g->m, msgs, 2, 1, &out);
-        free(b.p);
-        if (rc) {
-            cli_error("chat template: %s", kith_strerror(rc));
-            return NULL;
-        }
-        char *copy = strdup(out);
-        kith_free(out);
-        return copy;
+    char *out = NULL;
+    int rc = kith_assist_prompt(&g->lm, task, material, &out);
+    if (rc) {
+        cli_error("cannot make the prompt: %s", kith_strerror(rc));
+        return NULL;
     }
-    sb_str(&b, material);
-    sb_str(&b, task);
-    return b.p;
+    char *copy = strdup(out);
+    kith_free(out);
+    if (!copy)
+        cli_error("out of memory");
+    return copy;
 }
 
 /* True when @prompt leaves room in the context for the generated tokens. */
 static int gen_fits(gen *g, const char *prompt)
 {
-    int32_t *ids = NULL;
-    size_t n = 0;
-    unsigned fl = KITH_TOKENIZE_ADD_SPECIAL | (g->chat ? KITH_TOKENIZE_PARSE_SPECIAL : 0);
-    if (kith_tokenize_ex(g->v, prompt, strlen(prompt), fl, &ids, &n))
-        return 0;
-    kith_free(ids);
-    return n + (size_t)g->gp.max_tokens + 4 <= (size_t)g->n_ctx;
+    return kith_assist_fits(&g->lm, prompt);
 }
 
 static int to_stdout(void *ud, const char *piece, size_t len)
@@ -378,8 +352,9 @@ static const char draft_usage[] =
     "The model writes text for a place in PATH (the start of line LINE, right after\n"
     "the first occurrence of TEXT, or by default the end) from the instruction and\n"
     "the text around that place. With --apply it is inserted as a change made via\n"
-    "ai:<model>, which 'kith blame' and 'kith log' show. Without --apply the draft is\n"
-    "printed: suggestions (stored, anchored proposals) are not implemented yet.\n\n";
+    "ai:<model>, which 'kith blame' and 'kith log' show. Without --apply it becomes a\n"
+    "suggestion anchored to the text there ('kith suggestions' lists them, 'kith accept\n"
+    "ID' applies one, 'kith reject ID' drops it), made via ai:<model> as well.\n\n";
 
 int cmd_ai_draft(int argc, char **argv)
 {
@@ -428,7 +403,8 @@ int cmd_ai_draft(int argc, char **argv)
     size_t len = 0;
     if (!ws)
         return 1;
-    if (ws_rel(ws, path, &rel) || (apply && scan_first(ws)) || !(text = read_doc(ws, path, &len)))
+    /* both an edit and a suggestion need the file as recorded: record first */
+    if (ws_rel(ws, path, &rel) || scan_first(ws) || !(text = read_doc(ws, path, &len)))
         goto out;
     /* the place, as a byte offset */
     size_t off = len;
@@ -482,13 +458,8 @@ int cmd_ai_draft(int argc, char **argv)
     }
     ret = 1;
     trim(draft);
-    if (!apply) {
+    if (!apply)
         putchar('\n');
-        fprintf(stderr, "kith: this is a draft only: suggestions are not implemented yet, so "
-                        "nothing was stored; use --apply to insert it\n");
-        ret = 0;
-        goto out;
-    }
     if (!*draft) {
         cli_error("the model wrote nothing; nothing was recorded");
         goto out;
@@ -507,14 +478,45 @@ int cmd_ai_draft(int argc, char **argv)
         sb_str(&ins, draft);
         sb_str(&ins, "\n");
     }
-    if (kith_ws_edit(ws, path, utf8_count(text, off), 0, ins.p, ins.len)) {
-        cli_error("%s", kith_ws_errmsg(ws));
+    if (apply) {
+        int rc = kith_ws_edit(ws, path, utf8_count(text, off), 0, ins.p, ins.len);
         free(ins.p);
+        if (rc) {
+            cli_error("%s", kith_ws_errmsg(ws));
+            goto out;
+        }
+        if (commit_via(ws, g.via))
+            goto out;
+        ret = 0;
         goto out;
     }
+    /* A suggestion, anchored to text that is there now, so that it lands
+     * in the right place after concurrent edits: the text after which it
+     * goes (--after), the newline that ends the line before (--at), or
+     * the last character (the end). It is inserted right after the anchor. */
+    kith_ws_note_spec spec = {
+        .type = KITH_WS_SUGGESTION, .path = path, .text = ins.p, .text_len = ins.len, .via = g.via};
+    size_t cp = utf8_count(text, off);
+    if (after) {
+        spec.len = utf8_count(after, strlen(after));
+        spec.pos = cp - spec.len;
+    } else if (cp > 0) {
+        spec.pos = cp - 1;
+        spec.len = 1;
+    }
+    char id[KITH_WS_ID_HEX + 1];
+    int rc = kith_ws_note_add(ws, &spec, id);
     free(ins.p);
-    if (commit_via(ws, g.via))
+    if (rc) {
+        cli_error("%s", kith_ws_errmsg(ws));
         goto out;
+    }
+    size_t line = 1;
+    for (size_t k = 0; k < off; k++)
+        line += text[k] == '\n';
+    if (!after && off > 0 && text[off - 1] != '\n')
+        line++; /* it starts a new line after the last one */
+    printf("suggestion %.8s on %s line %zu: kith accept %.8s to apply it\n", id, rel, line, id);
     ret = 0;
 out:
     gen_free(&g);
@@ -670,102 +672,248 @@ out:
     return ret;
 }
 
-/* ---- catchup ---- */
+/* ---- review ---- */
 
-typedef struct cu_file {
-    char *path;
-    char *authors[16]; /* "name" or "name via ai:x", distinct, sorted at the end */
-    size_t na;
-    size_t changes;
-} cu_file;
+#define REVIEW_MAX 32 /* changed ranges commented on at most */
 
-typedef struct cu_ctx {
-    const char *since_id; /* stop at this change (exclusive) */
-    int64_t cutoff_ms;    /* or: changes at or after this time */
-    char boundary[KITH_WS_ID_HEX + 1];
-    cu_file *files;
-    size_t nf, cap;
-    size_t nchanges;
-} cu_ctx;
+/* A changed range of the recorded text: lines first..last of the new
+ * text (last = first - 1 for a pure deletion, before line first), and the
+ * diff lines that made it. */
+typedef struct rv_range {
+    long first, last;
+    sbuf diff;
+    char *comment;
+} rv_range;
 
-static int cu_change(const kith_ws_change *c, void *vctx)
+typedef struct rv_prev {
+    size_t seen;
+    char id[KITH_WS_ID_HEX + 1];
+} rv_prev;
+
+/* The second newest change that touched the file: the version before its
+ * last change. */
+static int rv_prev_change(const kith_ws_change *c, void *vctx)
 {
-    cu_ctx *x = vctx;
-    if ((x->since_id && !strcmp(c->id, x->since_id)) ||
-        (!x->since_id && c->time_ms < x->cutoff_ms)) {
-        snprintf(x->boundary, sizeof x->boundary, "%s", c->id);
-        return 1;
-    }
-    x->nchanges++;
-    char who[512];
-    snprintf(who, sizeof who, "%s%s%s", c->author, c->via ? " via " : "", c->via ? c->via : "");
-    for (size_t p = 0; p < c->npaths; p++) {
-        size_t k = 0;
-        while (k < x->nf && strcmp(x->files[k].path, c->paths[p]))
-            k++;
-        if (k == x->nf) {
-            if (x->nf == x->cap) {
-                x->cap = x->cap ? x->cap * 2 : 16;
-                cu_file *nf = realloc(x->files, x->cap * sizeof *nf);
-                if (!nf)
-                    return -1;
-                x->files = nf;
-            }
-            memset(&x->files[k], 0, sizeof x->files[k]);
-            x->files[k].path = strdup(c->paths[p]);
-            x->nf++;
-        }
-        cu_file *f = &x->files[k];
-        f->changes++;
-        size_t a = 0;
-        while (a < f->na && strcmp(f->authors[a], who))
-            a++;
-        if (a == f->na && f->na < 16)
-            f->authors[f->na++] = strdup(who);
-    }
+    rv_prev *p = vctx;
+    if (++p->seen == 2)
+        snprintf(p->id, sizeof p->id, "%s", c->id);
     return 0;
 }
 
-static int cmp_file(const void *a, const void *b)
+/* The ranges of the unified diff @d[0..n): each run of '+' and '-' lines
+ * between context lines is one. Returns how many (at most @cap). */
+static size_t rv_parse(const char *d, size_t n, rv_range *rs, size_t cap)
 {
-    return strcmp(((const cu_file *)a)->path, ((const cu_file *)b)->path);
-}
-
-static int cmp_strp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Lines added and removed in @path from @from (NULL: nothing) to now. */
-static void line_counts(kith_ws *ws, const char *path, const char *from, long *add, long *del)
-{
-    char *out = NULL, *text = NULL;
-    size_t len = 0;
-    *add = *del = 0;
-    if (from && kith_ws_diff(ws, path, from, "now", false, &out, &len) == 0) {
-        const char *p = out, *end = out + len;
-        while (p < end) {
-            const char *nl = memchr(p, '\n', (size_t)(end - p));
-            size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-            if (n >= 1 && p[0] == '+' && !(n >= 3 && !strncmp(p, "+++", 3)))
-                (*add)++;
-            else if (n >= 1 && p[0] == '-' && !(n >= 3 && !strncmp(p, "---", 3)))
-                (*del)++;
-            p += n + 1;
+    const char *p = d, *end = d + n;
+    long nl = 0; /* line number in the new text of the next line */
+    size_t nr = 0;
+    int in_run = 0;
+    while (p < end) {
+        const char *e = memchr(p, '\n', (size_t)(end - p));
+        size_t len = e ? (size_t)(e - p) : (size_t)(end - p);
+        if (len >= 2 && !strncmp(p, "@@", 2)) {
+            const char *plus = memchr(p, '+', len);
+            nl = plus ? strtol(plus + 1, NULL, 10) : 0;
+            if (plus && nl == 0) /* "+0,0": the new text is empty there */
+                nl = 1;
+            in_run = 0;
+        } else if (len >= 3 && (!strncmp(p, "+++", 3) || !strncmp(p, "---", 3)) && !nl) {
+            /* file header */
+        } else if (len >= 1 && (p[0] == '+' || p[0] == '-') && nl) {
+            if (!in_run) {
+                if (nr == cap)
+                    break;
+                memset(&rs[nr], 0, sizeof rs[nr]);
+                rs[nr].first = nl;
+                rs[nr].last = nl - 1;
+                nr++;
+                in_run = 1;
+            }
+            rv_range *r = &rs[nr - 1];
+            sb_add(&r->diff, p, len);
+            sb_str(&r->diff, "\n");
+            if (p[0] == '+')
+                r->last = nl++;
+        } else if (len >= 1 && p[0] == ' ') {
+            in_run = 0;
+            nl++;
         }
-        kith_free(out);
-        return;
+        p += len + 1;
     }
-    kith_free(out);
-    /* no earlier version (new since then): every line is added */
-    if (kith_ws_cat(ws, path, NULL, &text, &len) == 0) {
-        for (size_t i = 0; i < len; i++)
-            *add += text[i] == '\n';
-        if (len && text[len - 1] != '\n')
-            (*add)++;
-    }
-    kith_free(text);
+    return nr;
 }
+
+/* Byte offset of the start of line @line (1-based) of @t, or @n past its end. */
+static size_t line_start(const char *t, size_t n, long line)
+{
+    size_t off = 0;
+    for (long l = 1; l < line && off < n; l++) {
+        const char *e = memchr(t + off, '\n', n - off);
+        off = e ? (size_t)(e - t) + 1 : n;
+    }
+    return off;
+}
+
+static const char review_usage[] =
+    "usage: kith ai review PATH [--since V] [--model M] [-n N] [--temp T] [--seed S]\n\n"
+    "Asks the model for a short comment on each range of PATH that changed since\n"
+    "version V (default: the version before its last change) and records each one\n"
+    "as a comment anchored to that range, made via ai:<model> ('kith comments'\n"
+    "lists them). Nothing is recorded until every comment is written.\n\n";
+
+int cmd_ai_review(int argc, char **argv)
+{
+    const char *path = NULL, *since = NULL;
+    int ret = 1;
+    gen g;
+    gen_init(&g, 48);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int r = gen_opt(&g, argc, argv, &i);
+        if (r < 0)
+            return 1;
+        if (r)
+            continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("%s%s", review_usage, gen_usage_opts);
+            return 0;
+        } else if (!strcmp(a, "--since") && i + 1 < argc) {
+            since = argv[++i];
+        } else if (a[0] == '-' && a[1]) {
+            return cli_error("unknown option '%s'; see 'kith ai review --help'", a);
+        } else if (!path) {
+            path = a;
+        } else {
+            return cli_error("one file at a time; see 'kith ai review --help'");
+        }
+    }
+    if (!path)
+        return cli_error("usage: kith ai review PATH [--since V]");
+    kith_ws *ws = ws_cli_open();
+    char *rel = NULL, *text = NULL, *diff = NULL, *prompt = NULL;
+    char from[KITH_WS_ID_HEX + 1] = "";
+    size_t len = 0, dlen = 0, nr = 0;
+    rv_range rs[REVIEW_MAX];
+    if (!ws)
+        return 1;
+    if (ws_rel(ws, path, &rel) || scan_first(ws) || !(text = read_doc(ws, path, &len)))
+        goto out;
+    if (since) {
+        if (kith_ws_resolve(ws, since, from)) {
+            cli_error("%s", kith_ws_errmsg(ws));
+            goto out;
+        }
+    } else {
+        rv_prev pv = {0};
+        if (kith_ws_log(ws, path, 2, rv_prev_change, &pv)) {
+            cli_error("%s", kith_ws_errmsg(ws));
+            goto out;
+        }
+        snprintf(from, sizeof from, "%s", pv.id);
+    }
+    /* no earlier version of the file: all of it is new */
+    if (!from[0] || kith_ws_diff(ws, path, from, "now", false, &diff, &dlen)) {
+        long lines = 0;
+        for (size_t k = 0; k < len; k++)
+            lines += text[k] == '\n';
+        lines += len && text[len - 1] != '\n';
+        memset(&rs[0], 0, sizeof rs[0]);
+        rs[0].first = 1;
+        rs[0].last = lines;
+        sb_str(&rs[0].diff, "(a new file)\n");
+        sb_head(&rs[0].diff, text, len, 8192);
+        nr = lines ? 1 : 0;
+    } else {
+        nr = rv_parse(diff, dlen, rs, REVIEW_MAX);
+    }
+    if (!nr) {
+        printf("no change in %s since %.12s\n", rel, from);
+        ret = 0;
+        goto out;
+    }
+    if (gen_load(&g))
+        goto out;
+    /* every comment is written before anything is recorded, so that Ctrl-C
+     * or a failure leaves no partial review */
+    for (size_t k = 0; k < nr; k++) {
+        rv_range *r = &rs[k];
+        for (size_t budget = (size_t)g.n_ctx * 4;; budget = budget * 2 / 3) {
+            sbuf mat = {0};
+            sb_str(&mat, "A change to the file ");
+            sb_str(&mat, rel);
+            sb_str(&mat, " (lines starting with + were added, with - removed):\n");
+            sb_head(&mat, r->diff.p, r->diff.len, budget);
+            free(prompt);
+            prompt = gen_prompt(&g, "\nA short review comment on this change:\n", mat.p);
+            free(mat.p);
+            if (!prompt || gen_fits(&g, prompt) || budget < 16)
+                break;
+        }
+        if (!prompt)
+            goto out;
+        if ((ret = gen_run(&g, prompt, 0, &r->comment)))
+            goto out;
+        ret = 1;
+        trim(r->comment);
+    }
+    for (size_t k = 0; k < nr; k++) {
+        rv_range *r = &rs[k];
+        if (!*r->comment) {
+            fprintf(stderr, "kith: the model wrote nothing on lines %ld-%ld; no comment there\n",
+                    r->first, r->last);
+            continue;
+        }
+        /* the anchor: the changed lines without their last newline (so that
+         * the note's line is the range's last), or for a deletion the newline
+         * before the place, as a draft --at would */
+        size_t a = line_start(text, len, r->first), b;
+        if (r->last >= r->first) {
+            b = line_start(text, len, r->last + 1);
+            if (b > a && text[b - 1] == '\n')
+                b--;
+        } else {
+            b = a;
+            if (a > 0)
+                a--;
+        }
+        kith_ws_note_spec spec = {.type = KITH_WS_COMMENT,
+                                  .path = path,
+                                  .pos = utf8_count(text, a),
+                                  .len = utf8_count(text + a, b - a),
+                                  .text = r->comment,
+                                  .text_len = strlen(r->comment),
+                                  .via = g.via};
+        char id[KITH_WS_ID_HEX + 1];
+        if (kith_ws_note_add(ws, &spec, id)) {
+            cli_error("%s", kith_ws_errmsg(ws));
+            goto out;
+        }
+        for (char *c = r->comment; *c; c++) /* one line each on the terminal */
+            if (*c == '\n' || *c == '\r')
+                *c = ' ';
+        if (r->last >= r->first)
+            printf("comment %.8s on %s lines %ld-%ld: %s\n", id, rel, r->first, r->last,
+                   r->comment);
+        else
+            printf("comment %.8s on %s before line %ld (deleted text): %s\n", id, rel, r->first,
+                   r->comment);
+    }
+    ret = 0;
+out:
+    gen_free(&g);
+    for (size_t k = 0; k < nr; k++) {
+        free(rs[k].diff.p);
+        free(rs[k].comment);
+    }
+    free(rel);
+    free(text);
+    kith_free(diff);
+    free(prompt);
+    kith_ws_close(ws);
+    return ret;
+}
+
+/* ---- catchup ---- */
 
 static const char cu_usage[] =
     "usage: kith ai catchup [--since V] [--model M] [-n N] [--temp T] [--seed S]\n\n"
@@ -797,67 +945,36 @@ int cmd_ai_catchup(int argc, char **argv)
         }
     }
     kith_ws *ws = ws_cli_open();
-    char id[KITH_WS_ID_HEX + 1], *prompt = NULL, *sum = NULL;
-    cu_ctx x;
-    memset(&x, 0, sizeof x);
+    char err[512], *prompt = NULL, *sum = NULL;
+    kith_assist_catchup *cu = NULL;
     if (!ws)
         return 1;
-    if (since) {
-        if (kith_ws_resolve(ws, since, id)) {
-            cli_error("%s", kith_ws_errmsg(ws));
-            goto out;
-        }
-        x.since_id = id;
-    } else {
-        x.cutoff_ms = (int64_t)time(NULL) * 1000 - 24LL * 3600 * 1000;
-    }
-    if (kith_ws_log(ws, NULL, 0, cu_change, &x)) {
-        cli_error("%s", kith_ws_errmsg(ws));
+    int64_t day_ago = (int64_t)time(NULL) * 1000 - 24LL * 3600 * 1000;
+    if (kith_assist_catchup_get(ws, since, day_ago, &cu, err, sizeof err)) {
+        cli_error("%s", err);
         goto out;
     }
-    if (x.nf)
-        qsort(x.files, x.nf, sizeof *x.files, cmp_file);
-    printf("%zu change%s since %s%.*s\n", x.nchanges, x.nchanges == 1 ? "" : "s",
-           since ? "" : "24 hours ago", since ? 12 : 0, since ? id : "");
-    for (size_t k = 0; k < x.nf; k++) {
-        cu_file *f = &x.files[k];
-        long add, del;
-        line_counts(ws, f->path, x.boundary[0] ? x.boundary : NULL, &add, &del);
-        qsort(f->authors, f->na, sizeof f->authors[0], cmp_strp);
-        printf("  %s  +%ld -%ld  %zu change%s by ", f->path, add, del, f->changes,
+    printf("%zu change%s since %s%.*s\n", cu->n_changes, cu->n_changes == 1 ? "" : "s",
+           since ? "" : "24 hours ago", since ? 12 : 0, since ? cu->since : "");
+    for (size_t k = 0; k < cu->n_files; k++) {
+        const kith_assist_file *f = &cu->files[k];
+        printf("  %s  +%ld -%ld  %zu change%s by ", f->path, f->added, f->removed, f->changes,
                f->changes == 1 ? "" : "s");
-        for (size_t a = 0; a < f->na; a++)
+        for (size_t a = 0; a < f->n_authors; a++)
             printf("%s%s", a ? ", " : "", f->authors[a]);
         putchar('\n');
     }
-    if (!x.nf || g.gp.max_tokens == 0) {
+    if (!cu->n_files || g.gp.max_tokens == 0) {
         ret = 0;
         goto out;
     }
     if (gen_load(&g))
         goto out;
-    for (size_t budget = (size_t)g.n_ctx * 4;; budget = budget * 2 / 3) {
-        sbuf mat = {0};
-        for (size_t k = 0; k < x.nf; k++) {
-            char *t = NULL;
-            size_t len = 0;
-            if (kith_ws_cat(ws, x.files[k].path, NULL, &t, &len))
-                continue;
-            sb_str(&mat, "File ");
-            sb_str(&mat, x.files[k].path);
-            sb_str(&mat, ":\n");
-            sb_head(&mat, t, len, budget / x.nf);
-            sb_str(&mat, "\n\n");
-            kith_free(t);
-        }
-        free(prompt);
-        prompt = gen_prompt(&g, "What changed, in a few sentences:\n", mat.p ? mat.p : "");
-        free(mat.p);
-        if (!prompt || gen_fits(&g, prompt) || budget < 16)
-            break;
-    }
-    if (!prompt)
+    int rc = kith_assist_catchup_prompt(&g.lm, cu, &prompt);
+    if (rc) {
+        cli_error("cannot make the prompt: %s", kith_strerror(rc));
         goto out;
+    }
     printf("\nSummary:\n");
     fflush(stdout);
     if ((ret = gen_run(&g, prompt, 1, &sum)))
@@ -865,185 +982,25 @@ int cmd_ai_catchup(int argc, char **argv)
     putchar('\n');
 out:
     gen_free(&g);
-    for (size_t k = 0; k < x.nf; k++) {
-        free(x.files[k].path);
-        for (size_t a = 0; a < x.files[k].na; a++)
-            free(x.files[k].authors[a]);
-    }
-    free(x.files);
-    free(prompt);
+    kith_assist_catchup_free(cu);
+    kith_free(prompt);
     free(sum);
     kith_ws_close(ws);
     return ret;
 }
 
-/* ---- ask: the search index ---- */
+/* ---- ask ---- */
 
-static uint64_t fnv1a(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-typedef struct ix_ctx {
-    kith_ws *ws;
-    sqlite3 *db;
-    sqlite3_stmt *get, *del, *put, *chunk, *seen;
-    int err;
-} ix_ctx;
-
-static int ix_file(const kith_ws_entry *e, void *vctx)
-{
-    ix_ctx *x = vctx;
-    char *text = NULL;
-    size_t len = 0;
-    if (e->binary)
-        return 0;
-    if (kith_ws_cat(x->ws, e->path, NULL, &text, &len))
-        return 0; /* unreadable now: left out of the index */
-    char hash[17];
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)fnv1a(text, len));
-    sqlite3_bind_text(x->seen, 1, e->path, -1, SQLITE_TRANSIENT);
-    sqlite3_step(x->seen);
-    sqlite3_reset(x->seen);
-    sqlite3_bind_text(x->get, 1, e->path, -1, SQLITE_TRANSIENT);
-    int same = 0;
-    if (sqlite3_step(x->get) == SQLITE_ROW)
-        same = sqlite3_column_int64(x->get, 0) == (sqlite3_int64)len &&
-               !strcmp((const char *)sqlite3_column_text(x->get, 1), hash);
-    sqlite3_reset(x->get);
-    if (same) {
-        kith_free(text);
-        return 0;
-    }
-    sqlite3_bind_text(x->del, 1, e->path, -1, SQLITE_TRANSIENT);
-    sqlite3_step(x->del);
-    sqlite3_reset(x->del);
-    size_t off = 0;
-    int line = 1;
-    while (off < len) {
-        size_t start = off;
-        int l0 = line;
-        for (int k = 0; k < CHUNK_LINES && off < len; k++) {
-            const char *nl = memchr(text + off, '\n', len - off);
-            off = nl ? (size_t)(nl - text) + 1 : len;
-            line++;
-        }
-        sqlite3_bind_text(x->chunk, 1, text + start, (int)(off - start), SQLITE_TRANSIENT);
-        sqlite3_bind_text(x->chunk, 2, e->path, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(x->chunk, 3, l0);
-        sqlite3_bind_int(x->chunk, 4, line - 1);
-        if (sqlite3_step(x->chunk) != SQLITE_DONE)
-            x->err = 1;
-        sqlite3_reset(x->chunk);
-    }
-    sqlite3_bind_text(x->put, 1, e->path, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(x->put, 2, (sqlite3_int64)len);
-    sqlite3_bind_text(x->put, 3, hash, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(x->put) != SQLITE_DONE)
-        x->err = 1;
-    sqlite3_reset(x->put);
-    kith_free(text);
-    return 0;
-}
-
-/* Opens .kith/search.db and brings it up to date with the recorded text. */
-static int ix_update(kith_ws *ws, sqlite3 **dbp)
-{
-    char path[PATH_MAX];
-    ix_ctx x = {.ws = ws};
-    snprintf(path, sizeof path, "%s/.kith/search.db", kith_ws_root(ws));
-    if (sqlite3_open(path, &x.db) != SQLITE_OK) {
-        cli_error("cannot open '%s': %s", path, sqlite3_errmsg(x.db));
-        sqlite3_close(x.db);
-        return 1;
-    }
-    sqlite3_busy_timeout(x.db, 10000);
-    const char *schema =
-        "PRAGMA journal_mode=WAL;"
-        "CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, size INTEGER, hash TEXT);"
-        "CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5(body, path UNINDEXED, "
-        "l0 UNINDEXED, l1 UNINDEXED, tokenize='unicode61');"
-        "CREATE TEMP TABLE seen(path TEXT PRIMARY KEY);"
-        "BEGIN IMMEDIATE;";
-    char *err = NULL;
-    if (sqlite3_exec(x.db, schema, NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_prepare_v2(x.db, "SELECT size, hash FROM files WHERE path=?", -1, &x.get, NULL) ||
-        sqlite3_prepare_v2(x.db, "DELETE FROM chunks WHERE path=?", -1, &x.del, NULL) ||
-        sqlite3_prepare_v2(x.db, "INSERT OR REPLACE INTO files VALUES(?,?,?)", -1, &x.put, NULL) ||
-        sqlite3_prepare_v2(x.db, "INSERT INTO chunks(body, path, l0, l1) VALUES(?,?,?,?)", -1,
-                           &x.chunk, NULL) ||
-        sqlite3_prepare_v2(x.db, "INSERT OR IGNORE INTO seen VALUES(?)", -1, &x.seen, NULL)) {
-        cli_error("search index: %s", err ? err : sqlite3_errmsg(x.db));
-        x.err = 2;
-    }
-    sqlite3_free(err);
-    err = NULL;
-    if (!x.err && kith_ws_ls(ws, ix_file, &x)) {
-        cli_error("%s", kith_ws_errmsg(ws));
-        x.err = 2;
-    }
-    sqlite3_finalize(x.get);
-    sqlite3_finalize(x.del);
-    sqlite3_finalize(x.put);
-    sqlite3_finalize(x.chunk);
-    sqlite3_finalize(x.seen);
-    if (!x.err && sqlite3_exec(x.db,
-                               "DELETE FROM chunks WHERE path NOT IN (SELECT path FROM seen);"
-                               "DELETE FROM files WHERE path NOT IN (SELECT path FROM seen);"
-                               "COMMIT;",
-                               NULL, NULL, &err) != SQLITE_OK) {
-        cli_error("search index: %s", err ? err : sqlite3_errmsg(x.db));
-        x.err = 2;
-    }
-    sqlite3_free(err);
-    if (x.err) {
-        if (x.err == 1)
-            cli_error("search index: %s", sqlite3_errmsg(x.db));
-        sqlite3_close(x.db);
-        return 1;
-    }
-    *dbp = x.db;
-    return 0;
-}
-
-/* An FTS5 query matching any word of @q (each quoted); NULL if none. */
-static char *fts_query(const char *q)
-{
-    sbuf b = {0};
-    const char *p = q;
-    while (*p) {
-        while (*p && !(isalnum((unsigned char)*p) || (unsigned char)*p >= 0x80))
-            p++;
-        const char *w = p;
-        while (*p && (isalnum((unsigned char)*p) || (unsigned char)*p >= 0x80))
-            p++;
-        if (p - w >= 2) {
-            if (b.len)
-                sb_str(&b, " OR ");
-            sb_str(&b, "\"");
-            sb_add(&b, w, (size_t)(p - w));
-            sb_str(&b, "\"");
-        }
-    }
-    return b.p;
-}
-
-typedef struct hit {
-    char *path, *body;
-    int l0, l1;
-} hit;
+#define ASK_TOP          4        /* passages given to the model at most */
+#define EMBED_MIN_PARAMS 10000000 /* smaller models' embeddings do not help retrieval */
 
 static const char ask_usage[] =
     "usage: kith ai ask \"question\" [--model M] [-n N] [--temp T] [--seed S]\n\n"
     "Finds the passages of the workspace's recorded files that best match the\n"
     "question (SQLite FTS5, BM25; index in .kith/search.db, refreshed for files\n"
-    "that changed), asks the model with them, and prints its answer followed by\n"
-    "the sources used as path:first-last line. -n 0 prints the sources only.\n\n";
+    "that changed; fused with the model's embeddings for models of 10M parameters\n"
+    "or more), asks the model with them, and prints its answer followed by the\n"
+    "sources used as path:first-last line. -n 0 prints the sources only (BM25).\n\n";
 
 int cmd_ai_ask(int argc, char **argv)
 {
@@ -1072,34 +1029,25 @@ int cmd_ai_ask(int argc, char **argv)
     if (!question)
         return cli_error("usage: kith ai ask \"question\"");
     kith_ws *ws = ws_cli_open();
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    char *q = fts_query(question), *prompt = NULL, *answer = NULL;
-    hit hits[ASK_TOP];
+    kith_assist_source *src = NULL;
+    char err[512], *prompt = NULL, *answer = NULL;
     size_t nh = 0, used = 0;
     if (!ws)
         goto out;
-    if (!q) {
-        cli_error("the question has no words to search for");
-        goto out;
+    /* With a real model, its embeddings rank the passages too; a toy one
+     * (the bundled 260K-parameter model) would only add noise to BM25. */
+    kith_ctx *embed = NULL;
+    if (g.gp.max_tokens > 0) {
+        if (gen_load(&g))
+            goto out;
+        struct kith_model_info in = {.size = sizeof in};
+        if (!kith_model_info(g.m, &in) && in.n_params >= EMBED_MIN_PARAMS)
+            embed = g.c;
     }
-    if (ix_update(ws, &db))
+    if (kith_assist_search_embed(ws, question, ASK_TOP, g.m, embed, g.via, &src, &nh, err,
+                                 sizeof err)) {
+        cli_error("%s", err);
         goto out;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT path, l0, l1, body FROM chunks WHERE chunks MATCH ? "
-                           "ORDER BY bm25(chunks), path, l0 LIMIT ?",
-                           -1, &st, NULL) != SQLITE_OK) {
-        cli_error("search: %s", sqlite3_errmsg(db));
-        goto out;
-    }
-    sqlite3_bind_text(st, 1, q, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 2, ASK_TOP);
-    while (nh < ASK_TOP && sqlite3_step(st) == SQLITE_ROW) {
-        hits[nh].path = strdup((const char *)sqlite3_column_text(st, 0));
-        hits[nh].l0 = sqlite3_column_int(st, 1);
-        hits[nh].l1 = sqlite3_column_int(st, 2);
-        hits[nh].body = strdup((const char *)sqlite3_column_text(st, 3));
-        nh++;
     }
     if (!nh) {
         printf("No file of the workspace matches the question.\n");
@@ -1108,33 +1056,11 @@ int cmd_ai_ask(int argc, char **argv)
     }
     used = nh;
     if (g.gp.max_tokens > 0) {
-        if (gen_load(&g))
+        int rc = kith_assist_ask_prompt(&g.lm, question, src, nh, &prompt, &used);
+        if (rc) {
+            cli_error("cannot make the prompt: %s", kith_strerror(rc));
             goto out;
-        /* fewer passages, then shorter ones, until the prompt fits */
-        for (size_t budget = (size_t)g.n_ctx * 4;; budget = budget * 2 / 3) {
-            sbuf mat = {0};
-            for (size_t k = 0; k < used; k++) {
-                char ref[PATH_MAX + 32];
-                snprintf(ref, sizeof ref, "[%s:%d-%d]\n", hits[k].path, hits[k].l0, hits[k].l1);
-                sb_str(&mat, ref);
-                sb_head(&mat, hits[k].body, strlen(hits[k].body), budget / used);
-                sb_str(&mat, "\n");
-            }
-            sbuf task = {0};
-            sb_str(&task, "\nQuestion: ");
-            sb_str(&task, question);
-            sb_str(&task, "\nAnswer:\n");
-            free(prompt);
-            prompt = gen_prompt(&g, task.p, mat.p);
-            free(mat.p);
-            free(task.p);
-            if (!prompt || gen_fits(&g, prompt) || budget < 16)
-                break;
-            if (used > 1 && budget < (size_t)g.n_ctx * 2)
-                used--;
         }
-        if (!prompt)
-            goto out;
         if ((ret = gen_run(&g, prompt, 1, &answer)))
             goto out;
         ret = 1;
@@ -1142,18 +1068,12 @@ int cmd_ai_ask(int argc, char **argv)
     }
     printf("Sources:\n");
     for (size_t k = 0; k < used; k++)
-        printf("  %s:%d-%d\n", hits[k].path, hits[k].l0, hits[k].l1);
+        printf("  %s:%d-%d\n", src[k].path, src[k].first, src[k].last);
     ret = 0;
 out:
     gen_free(&g);
-    for (size_t k = 0; k < nh; k++) {
-        free(hits[k].path);
-        free(hits[k].body);
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    free(q);
-    free(prompt);
+    kith_assist_sources_free(src, nh);
+    kith_free(prompt);
     free(answer);
     kith_ws_close(ws);
     return ret;

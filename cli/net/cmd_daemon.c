@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cli/cmds.h"
+#include "cli/net/api_ws.h"
 #include "cli/net/daemon_int.h"
 #include "cli/net/net.h"
 #include "kith/api.h"
@@ -54,6 +55,7 @@ struct daemon {
     dwatch *watch;
     dnetlink *netlink;
     kith_api *api;
+    api_ws *api_ws; /* its /kith/ routes */
     uv_timer_t debounce, backstop, force;
     uv_signal_t sigterm, sigint;
     uint64_t first_dirty; /* loop time of the first event not yet scanned */
@@ -248,6 +250,15 @@ static int start_sync(struct daemon *d, const struct daemon_opts *o)
     return 0;
 }
 
+/* A request of the API recorded a change (a suggestion accepted or
+ * rejected): push it now, as a scan would. */
+static void on_api_changed(void *ud)
+{
+    struct daemon *d = ud;
+    if (d->rep && !d->stopping)
+        kith_replica_local_changed(d->rep);
+}
+
 /* The local HTTP API on the daemon's loop (docs/API.md): the bearer token
  * in .kith/api-token (0600), the port in .kith/api-port. A missing model
  * leaves the AI endpoints answering 503; the daemon runs on. */
@@ -269,6 +280,11 @@ static int start_api(struct daemon *d, const struct daemon_opts *o)
     ao.model_path = cli_find_model(o->model, model, sizeof model) == 0 ? model : NULL;
     if (kith_api_start(&ao, &d->api, err, sizeof err)) {
         dlog(KITH_LOG_ERROR, "api: %s", err);
+        return -1;
+    }
+    int rc = api_ws_add(d->api, d->ws, on_api_changed, d, &d->api_ws);
+    if (rc) {
+        dlog(KITH_LOG_ERROR, "api: cannot add the workspace endpoints: %s", kith_strerror(rc));
         return -1;
     }
     FILE *f = fopen(portfile, "w");
@@ -343,6 +359,8 @@ static void finish(struct daemon *d)
         if (uv_loop_close(&d->loop))
             dlog(KITH_LOG_DEBUG, "some handles were still open at exit");
     }
+    api_ws_free(d->api_ws); /* the server is gone: nothing calls its routes */
+    d->api_ws = NULL;
     kith_ws_close(d->ws);
     d->ws = NULL;
 }

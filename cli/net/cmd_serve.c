@@ -1,8 +1,10 @@
 /*
- * kith serve: the local HTTP API (include/kith/api.h) on its own, without a
- * workspace or the sync daemon: for users who only want the on-device model
- * behind OpenAI-compatible endpoints, and for tests. The daemon hosts the
- * same server on its loop. Prints "api: http://127.0.0.1:PORT" when ready,
+ * kith serve: the local HTTP API (include/kith/api.h) on its own, without
+ * the sync daemon: for users who only want the on-device model behind
+ * OpenAI-compatible endpoints, and for tests. With --workspace DIR it adds
+ * the workspace endpoints (/kith/..., cli/net/api_ws.c) as the daemon
+ * does, without watching the folder: they see what was recorded. The
+ * daemon hosts the same server on its loop. Prints "api: http://127.0.0.1:PORT" when ready,
  * logs one line per request on stderr, stops cleanly on SIGTERM or SIGINT.
  * Model lookup as `kith ai run`: --model (a path, or a name in the models
  * folder), $KITH_MODEL, the models folder, then the bundled model.
@@ -21,6 +23,7 @@
 #include <uv.h>
 
 #include "cli/cmds.h"
+#include "cli/net/api_ws.h"
 #include "cli/net/net.h"
 #include "kith/api.h"
 #include "kith/kith.h"
@@ -44,6 +47,8 @@ static void usage(FILE *f)
             "  --parallel N      generations at once (default 1)\n"
             "  --queue N         requests that may wait for the model (default 16)\n"
             "  --max-body BYTES  largest request body (default 1048576)\n"
+            "  --workspace DIR   also serve the workspace endpoints (/kith/...) of the\n"
+            "                    workspace holding DIR, as 'kith daemon' does\n"
             "  --quiet | --verbose\n",
             DEFAULT_PORT);
 }
@@ -106,7 +111,7 @@ int cmd_serve(int argc, char **argv)
     struct kith_api_opts o;
     kith_api_opts_init(&o);
     o.port = DEFAULT_PORT;
-    const char *model = NULL, *token_file = NULL;
+    const char *model = NULL, *token_file = NULL, *wsdir = NULL;
     int level = KITH_LOG_INFO;
     long n;
     for (int i = 1; i < argc; i++) {
@@ -126,6 +131,10 @@ int cmd_serve(int argc, char **argv)
             if (!v)
                 return cli_error("--model needs a value") + 1;
             model = v, i++;
+        } else if (!strcmp(a, "--workspace")) {
+            if (!v)
+                return cli_error("--workspace needs a folder") + 1;
+            wsdir = v, i++;
         } else if (!strcmp(a, "--token-file")) {
             if (!v)
                 return cli_error("--token-file needs a value") + 1;
@@ -180,10 +189,19 @@ int cmd_serve(int argc, char **argv)
     if (kith_api_token_ensure(token_file, err, sizeof err))
         return cli_error("%s", err);
 
+    kith_ws *ws = NULL;
+    api_ws *aw = NULL;
+    if (wsdir && kith_ws_open(wsdir, &ws)) {
+        cli_error("%s", kith_ws_errmsg(ws));
+        kith_ws_close(ws);
+        return 1;
+    }
     struct serve sv;
     memset(&sv, 0, sizeof sv);
-    if (uv_loop_init(&sv.loop))
+    if (uv_loop_init(&sv.loop)) {
+        kith_ws_close(ws);
         return cli_error("cannot start the event loop");
+    }
     kith_log_set(serve_log, &level);
     o.uv_loop = &sv.loop;
     o.token_file = token_file;
@@ -194,7 +212,17 @@ int cmd_serve(int argc, char **argv)
         uv_run(&sv.loop, UV_RUN_DEFAULT);
         uv_loop_close(&sv.loop);
         kith_log_set(NULL, NULL);
+        kith_ws_close(ws);
         return cli_error("cannot serve the API: %s", err);
+    }
+    if (ws && (rc = api_ws_add(sv.api, ws, NULL, NULL, &aw))) {
+        kith_api_close(sv.api);
+        uv_run(&sv.loop, UV_RUN_DEFAULT);
+        uv_loop_close(&sv.loop);
+        kith_log_set(NULL, NULL);
+        api_ws_free(aw);
+        kith_ws_close(ws);
+        return cli_error("cannot add the workspace endpoints: %s", kith_strerror(rc));
     }
     signal(SIGPIPE, SIG_IGN);
     uv_signal_init(&sv.loop, &sv.sigterm);
@@ -209,6 +237,8 @@ int cmd_serve(int argc, char **argv)
 
     uv_run(&sv.loop, UV_RUN_DEFAULT);
     int lrc = uv_loop_close(&sv.loop);
+    api_ws_free(aw);
+    kith_ws_close(ws);
     serve_log(&level, KITH_LOG_INFO, "api stopped");
     kith_log_set(NULL, NULL);
     if (lrc)

@@ -55,6 +55,11 @@ KITH_API int kith_api_port(const kith_api *a);
  * kith_api_close. A host may use the model for contexts of its own. */
 KITH_API kith_model *kith_api_model(const kith_api *a);
 KITH_API const char *kith_api_model_id(const kith_api *a);
+/* The served model's vocabulary (NULL without a model; borrowed, valid until
+ * kith_api_close) and the context of each generation (0 without a model):
+ * what a host needs to make a prompt that fits (kith_assist_lm). */
+KITH_API const kith_vocab *kith_api_vocab(const kith_api *a);
+KITH_API int kith_api_n_ctx(const kith_api *a);
 
 /* Stops listening, closes every connection, cancels running generations and
  * joins the workers (a cancelled generation stops within one forward pass).
@@ -92,6 +97,27 @@ KITH_API const char *kith_api_req_body(const kith_api_req *r, size_t *len);
 KITH_API const char *kith_api_req_header(const kith_api_req *r, const char *name);
 /* Nonzero once the client has disconnected (a deferred reply is dropped). */
 KITH_API int kith_api_req_gone(const kith_api_req *r);
+
+/*
+ * A generation for a host route, run on the server's worker threads like
+ * the OpenAI endpoints' (one FIFO queue, the same limits), so that the loop
+ * goes on serving. @prompt is copied; @gp is used as given except that its
+ * streaming callback is the server's. The request is deferred: when the
+ * generation ends, @done is called once, on the loop thread, with @r, the
+ * engine's status (0, KITH_ERANGE for a prompt longer than the context,
+ * KITH_ENOMEM...) and the text (borrowed for the call); @done replies to
+ * @r. If the client goes away first, its generation is stopped and @done
+ * gets @r NULL and KITH_ECANCELED (so it can free @ud); kith_api_close does
+ * the same for generations still running or queued. Returns 0 (queued;
+ * @done will be called), KITH_EBUSY when the queue is full (then nothing
+ * was queued and @done is not called: answer 503), KITH_EUNSUPPORTED
+ * without a model, KITH_EINVAL, KITH_ENOMEM.
+ */
+typedef void (*kith_api_gen_done_fn)(void *ud, kith_api_req *r, int rc, const char *text,
+                                     size_t len);
+KITH_API KITH_NODISCARD int kith_api_generate(kith_api_req *r, const char *prompt,
+                                              const struct kith_gen_params *gp,
+                                              kith_api_gen_done_fn done, void *ud);
 
 /* Answers @r with HTTP @status (200-599) and the JSON text @json (@len
  * bytes, copied), then ends @r: it must not be used after this call. Call it

@@ -181,7 +181,8 @@ int api_sse_end(kith_api_req *r);
 
 /* ---- inference jobs (worker.c, openai.c) ----------------------------------------- */
 
-enum api_job_kind { API_JOB_COMPLETION, API_JOB_CHAT, API_JOB_EMBED };
+/* API_JOB_HOST: a host route's generation (kith_api_generate). */
+enum api_job_kind { API_JOB_COMPLETION, API_JOB_CHAT, API_JOB_EMBED, API_JOB_HOST };
 
 #define API_MAX_STOP 16
 
@@ -213,7 +214,9 @@ struct api_job {
     int n_tokens; /* prompt tokens of an embedding request */
     char errmsg[160];
     /* loop side */
-    int sent_role; /* first chat chunk sent */
+    int sent_role;                  /* first chat chunk sent */
+    kith_api_gen_done_fn host_done; /* API_JOB_HOST: called once, then NULL */
+    void *host_ud;
 };
 
 /* Starts @n worker threads; 0 or KITH_ENOMEM/KITH_EIO. */
@@ -234,5 +237,7 @@ void api_jobs_drain(struct kith_api *a);
 int api_openai_dispatch(kith_api_req *r);
 /* The loop has news of @j: stream it or finish the response. */
 void api_openai_progress(struct api_job *j, const char *text, size_t len, int done);
+/* The same for a host's generation (server.c): calls its callback when done. */
+void api_host_progress(struct api_job *j, int done);
 
 #endif

@@ -736,6 +736,68 @@ int kith_api_reply_error(kith_api_req *r, int status, const char *message)
     return api_reply_openai_error(r, status, NULL, NULL, message ? message : "error");
 }
 
+int kith_api_generate(kith_api_req *r, const char *prompt, const struct kith_gen_params *gp,
+                      kith_api_gen_done_fn done, void *ud)
+{
+    if (!r || !prompt || !gp || !done || r->job || r->replied || gp->size < sizeof(size_t))
+        return KITH_EINVAL;
+    struct kith_api *a = r->api;
+    if (!a->model)
+        return KITH_EUNSUPPORTED;
+    struct api_job *j = kith_calloc(1, sizeof *j);
+    if (!j || !(j->prompt = kith_strndup(prompt, strlen(prompt)))) {
+        kith_free(j);
+        return KITH_ENOMEM;
+    }
+    j->kind = API_JOB_HOST;
+    kith_gen_params_init(&j->gp);
+    memcpy(&j->gp, gp, gp->size < sizeof j->gp ? gp->size : sizeof j->gp);
+    j->gp.size = sizeof j->gp;
+    j->gp.stop = NULL; /* borrowed pointers would not outlive the call */
+    j->gp.n_stop = 0;
+    j->req = r;
+    r->job = j;
+    if (api_job_submit(a, j)) {
+        r->job = NULL;
+        api_job_free(j); /* host_done is not set yet: no callback */
+        return KITH_EBUSY;
+    }
+    /* set once queued: from here on the callback is owed exactly once */
+    pthread_mutex_lock(&a->mu);
+    j->host_done = done;
+    j->host_ud = ud;
+    pthread_mutex_unlock(&a->mu);
+    return 0;
+}
+
+void api_host_progress(struct api_job *j, int done)
+{
+    if (!done)
+        return;
+    kith_api_req *r = j->req;
+    if (r) {
+        r->job = NULL;
+        j->req = NULL;
+    }
+    kith_api_gen_done_fn fn = j->host_done;
+    j->host_done = NULL;
+    if (fn)
+        fn(j->host_ud, r, j->rc, j->text ? j->text : "", j->text ? strlen(j->text) : 0);
+    else if (r)
+        api_reply_openai_error(r, 500, NULL, NULL, "lost generation");
+    api_job_free(j);
+}
+
+const kith_vocab *kith_api_vocab(const kith_api *a)
+{
+    return a ? a->vocab : NULL;
+}
+
+int kith_api_n_ctx(const kith_api *a)
+{
+    return a && a->model ? a->n_ctx : 0;
+}
+
 int kith_api_route(kith_api *a, const char *method, const char *prefix, kith_api_handler_fn fn,
                    void *ud)
 {

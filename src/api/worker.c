@@ -308,6 +308,11 @@ void api_job_free(struct api_job *j)
 {
     if (!j)
         return;
+    if (j->host_done) { /* never ran to its end: the host still learns of it */
+        kith_api_gen_done_fn done = j->host_done;
+        j->host_done = NULL;
+        done(j->host_ud, NULL, KITH_ECANCELED, NULL, 0);
+    }
     kith_free(j->prompt);
     for (size_t i = 0; i < j->n_inputs; i++)
         kith_free(j->inputs[i]);
@@ -337,7 +342,10 @@ void api_jobs_drain(struct kith_api *a)
         int done = j->done;
         pthread_mutex_unlock(&a->mu);
         /* consumes @j when done */
-        api_openai_progress(j, text.p, text.len, done);
+        if (j->kind == API_JOB_HOST)
+            api_host_progress(j, done);
+        else
+            api_openai_progress(j, text.p, text.len, done);
         api_buf_release(&text);
     }
 }
