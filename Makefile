@@ -7,7 +7,7 @@ TRACES  := $(wildcard tests/data/traces/*.json.gz)
 CMAKE   := cmake -G Ninja -S .
 JOBS    ?= 2
 
-.PHONY: all deps run stop test asan fuzz fuzz-smoke bench bench-crdt install lint format clean
+.PHONY: all deps run stop test test-arm64 asan fuzz fuzz-smoke bench bench-crdt install lint format clean
 
 all: deps
 	@$(CMAKE) -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
@@ -24,6 +24,11 @@ stop:
 
 test: all
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
+
+# The inference unit tests cross-built for AArch64 and run under qemu-user,
+# with and without the dotprod extension (not in CI: minutes, and apt).
+test-arm64:
+	scripts/test-arm64
 
 asan: deps
 	@CC=clang $(CMAKE) -B build-asan -DCMAKE_BUILD_TYPE=Debug \
@@ -65,4 +70,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-arm64

@@ -16,43 +16,121 @@
 #include "ai/engine.h"
 #include "ai/quant.h"
 
-/* ---- matmul: y[n][m] = x[n][k] . W[m][k]^T ---- */
+/* ---- matmul: y[n][m] = x[n][k] . W[m][k]^T ----
+ *
+ * One pool job computes up to three matrices that read the same input (Q, K
+ * and V; gate and up), so a layer needs fewer round trips through the pool:
+ * the job's chunks of rows are numbered across the matrices and handed out
+ * by one atomic counter. With @glu (gate and up), a chunk computes the same
+ * rows of both and leaves silu(gate) * up in the gate's output. The inputs
+ * are rounded to the dot type once, by a job of their own when the batch is
+ * large enough to share, and laid out for the kernels that read them:
+ * panels of 16 tokens for batches of 16 or more (gemm16), the tile layout
+ * otherwise (tile4, also for one token), plain dot products as the last
+ * resort. */
+
+#define MM_PARTS 3
+
+struct mm_part {
+    const struct ai_weight *w;
+    float *y;
+    int chunk, n_chunks;
+};
 
 struct mm_task {
-    const struct ai_weight *w;
+    struct mm_part p[MM_PARTS];
+    int np, glu, n, total;
     const uint8_t *a;  /* activation rows in the dot type */
     size_t a_stride;   /* bytes between activation rows */
-    int n;
-    float *y;
-    quant_dot_fn dot;
-    quant_dot_multi_fn dot4;
-    int chunk;
+    const uint8_t *ta; /* tile layout (or = a) */
+    size_t ta_stride;
+    const uint8_t *pa; /* panels of 16 tokens */
+    size_t pa_stride;
+    int mode;          /* MM_PANEL, MM_TILE, MM_DOT */
+    const struct quant_kernels *K;
     atomic_int next;
 };
+
+enum { MM_DOT, MM_TILE, MM_PANEL };
+
+/* Tiled: columns in blocks of TILE_COLS so that the chunk's weights and the
+ * block's prepared activations stay in L2, and 4x4 tiles within. Rows past
+ * the last multiple of 4 use the plain dot. */
+#define TILE_COLS 64
+
+static void mm_rows(const struct mm_task *t, const struct mm_part *p, int r0, int r1)
+{
+    const struct ai_weight *w = p->w;
+    const struct quant_kernels *K = t->K;
+    uint32_t ty = w->type;
+    size_t k = (size_t)w->k, rb = w->row_bytes, m = (size_t)w->m;
+    float *y = p->y;
+    if (t->mode == MM_PANEL) {
+        for (int r = r0; r < r1; r += 4) {
+            const uint8_t *wr = w->data + (size_t)r * rb;
+            int nr = r1 - r < 4 ? r1 - r : 4;
+            for (int c = 0; c < t->n; c += 16)
+                K->gemm16[ty](k, wr, rb, nr, t->pa + (size_t)(c / 16) * t->pa_stride,
+                              t->n - c < 16 ? t->n - c : 16, y + (size_t)c * m + r, m);
+        }
+        return;
+    }
+    if (t->mode == MM_TILE) {
+        int m4 = w->m & ~3, t1 = r1 < m4 ? r1 : m4;
+        for (int c0 = 0; c0 < t->n; c0 += TILE_COLS) {
+            int c1 = c0 + TILE_COLS < t->n ? c0 + TILE_COLS : t->n;
+            for (int r = r0; r < t1; r += 4) {
+                const uint8_t *wr = w->data + (size_t)r * rb;
+                for (int c = c0; c < c1; c += 4)
+                    K->tile4[ty](k, wr, rb, t->ta + (size_t)c * t->ta_stride, t->ta_stride,
+                                 c1 - c < 4 ? c1 - c : 4, y + (size_t)c * m + r, m);
+            }
+            for (int r = t1 > r0 ? t1 : r0; r < r1; r++)
+                for (int c = c0; c < c1; c++)
+                    y[(size_t)c * m + r] =
+                        K->dot[ty](k, w->data + (size_t)r * rb, t->a + (size_t)c * t->a_stride);
+        }
+        return;
+    }
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *wr = w->data + (size_t)r * rb;
+        int j = 0;
+        if (K->dot4[ty]) {
+            for (; j + 4 <= t->n; j += 4) {
+                float o[4];
+                K->dot4[ty](k, wr, t->a + (size_t)j * t->a_stride, t->a_stride, 4, o);
+                for (int i = 0; i < 4; i++)
+                    y[(size_t)(j + i) * m + r] = o[i];
+            }
+        }
+        for (; j < t->n; j++)
+            y[(size_t)j * m + r] = K->dot[ty](k, wr, t->a + (size_t)j * t->a_stride);
+    }
+}
 
 static void mm_worker(void *arg, int ith, int nth)
 {
     struct mm_task *t = arg;
-    const struct ai_weight *w = t->w;
+    (void)ith;
+    (void)nth;
     for (;;) {
-        int r0 = atomic_fetch_add_explicit(&t->next, t->chunk, memory_order_relaxed);
-        if (r0 >= w->m)
+        int i = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
+        if (i >= t->total)
             break;
-        int r1 = r0 + t->chunk < w->m ? r0 + t->chunk : w->m;
-        for (int r = r0; r < r1; r++) {
-            const uint8_t *wr = w->data + (size_t)r * w->row_bytes;
-            int j = 0;
-            if (t->dot4) {
-                for (; j + 4 <= t->n; j += 4) {
-                    float o[4];
-                    t->dot4((size_t)w->k, wr, t->a + (size_t)j * t->a_stride, t->a_stride, 4, o);
-                    for (int i = 0; i < 4; i++)
-                        t->y[(size_t)(j + i) * w->m + r] = o[i];
-                }
+        int pi = 0;
+        while (i >= t->p[pi].n_chunks)
+            i -= t->p[pi++].n_chunks;
+        const struct mm_part *p = &t->p[pi];
+        int r0 = i * p->chunk, r1 = r0 + p->chunk < p->w->m ? r0 + p->chunk : p->w->m;
+        mm_rows(t, p, r0, r1);
+        if (t->glu) { /* rows r0..r1 of up too, then gate = silu(gate) * up */
+            mm_rows(t, &t->p[1], r0, r1);
+            size_t m = (size_t)p->w->m;
+            for (int c = 0; c < t->n; c++) {
+                float *g = p->y + (size_t)c * m, *u = t->p[1].y + (size_t)c * m;
+                for (int r = r0; r < r1; r++)
+                    g[r] = g[r] / (1.0f + expf(-g[r])) * u[r];
             }
-            for (; j < t->n; j++)
-                t->y[(size_t)j * w->m + r] =
-                    t->dot((size_t)w->k, wr, t->a + (size_t)j * t->a_stride);
         }
     }
 }
@@ -60,6 +138,7 @@ static void mm_worker(void *arg, int ith, int nth)
 struct act_task {
     quant_quantize_fn fn;
     quant_tile_prep_fn prep;
+    quant_panel_prep_fn panel;
     const float *x;
     int k, n;
     uint8_t *dst;
@@ -68,9 +147,21 @@ struct act_task {
     size_t tstride;
 };
 
+/* Rounds the rows to the dot type and lays them out: by groups of 16 rows
+ * (one panel each) or row by row (tiles). */
 static void act_worker(void *arg, int ith, int nth)
 {
     struct act_task *t = arg;
+    if (t->panel) {
+        for (int g = ith; g * 16 < t->n; g += nth) {
+            int nt = t->n - g * 16 < 16 ? t->n - g * 16 : 16;
+            uint8_t *q = t->dst + (size_t)g * 16 * t->stride;
+            for (int j = 0; j < nt; j++)
+                t->fn(t->x + (size_t)(g * 16 + j) * t->k, q + (size_t)j * t->stride, (size_t)t->k);
+            t->panel(q, t->stride, nt, t->tdst + (size_t)g * t->tstride, (size_t)t->k);
+        }
+        return;
+    }
     for (int j = ith; j < t->n; j += nth) {
         uint8_t *q = t->dst + (size_t)j * t->stride;
         t->fn(t->x + (size_t)j * t->k, q, (size_t)t->k);
@@ -79,110 +170,106 @@ static void act_worker(void *arg, int ith, int nth)
     }
 }
 
-/* Tiled matmul: rows in contiguous chunks (a multiple of 4) handed out by an
- * atomic counter; inside a chunk, columns in blocks of TILE_COLS so that the
- * chunk's weights and the block's prepared activations stay in L2, and 4x4
- * tiles within. Rows past the last multiple of 4 use the plain dot. */
-#define TILE_COLS 64
-
-struct tile_task {
-    const struct ai_weight *w;
-    const uint8_t *a, *ta; /* plain dot-type rows, prepared rows */
-    size_t a_stride, ta_stride;
-    int n, chunk;
-    float *y;
-    quant_tile_fn tile;
-    quant_dot_fn dot;
-    atomic_int next;
-};
-
-static void tile_worker(void *arg, int ith, int nth)
-{
-    struct tile_task *t = arg;
-    const struct ai_weight *w = t->w;
-    int m4 = w->m & ~3;
-    (void)ith;
-    (void)nth;
-    for (;;) {
-        int r0 = atomic_fetch_add_explicit(&t->next, t->chunk, memory_order_relaxed);
-        if (r0 >= w->m)
-            break;
-        int r1 = r0 + t->chunk < w->m ? r0 + t->chunk : w->m;
-        int t1 = r1 < m4 ? r1 : m4;
-        for (int c0 = 0; c0 < t->n; c0 += TILE_COLS) {
-            int c1 = c0 + TILE_COLS < t->n ? c0 + TILE_COLS : t->n;
-            for (int r = r0; r < t1; r += 4) {
-                const uint8_t *wr = w->data + (size_t)r * w->row_bytes;
-                for (int c = c0; c < c1; c += 4)
-                    t->tile((size_t)w->k, wr, w->row_bytes, t->ta + (size_t)c * t->ta_stride,
-                            t->ta_stride, c1 - c < 4 ? c1 - c : 4, t->y + (size_t)c * w->m + r,
-                            (size_t)w->m);
-            }
-            for (int r = t1 > r0 ? t1 : r0; r < r1; r++)
-                for (int c = c0; c < c1; c++)
-                    t->y[(size_t)c * w->m + r] = t->dot((size_t)w->k, w->data + (size_t)r * w->row_bytes,
-                                                        t->a + (size_t)c * t->a_stride);
-        }
-    }
-}
-
 static int mm_chunk(int m, int nth, int align)
 {
-    /* ~16 chunks per thread: when a neighbour takes a core, the threads
+    /* ~8 chunks per thread: when a neighbour takes a core, the threads
      * still running pick up the chunks a descheduled one has not reached */
-    int chunk = m / (nth * 16);
+    int chunk = m / (nth * 8);
     if (chunk < 16)
         chunk = 16;
     chunk = (chunk + align - 1) / align * align;
     return chunk < align ? align : chunk;
 }
 
-void ai_matmul(kith_ctx *c, const struct ai_weight *w, const float *x, int n, float *y)
+/* y_i[n][m_i] = x[n][k] . W_i^T for the @np weights (same k, same dot type
+ * and layout); with @glu, np is 2 and y_0 becomes silu(y_0) * y_1. */
+static void matmul_multi(kith_ctx *c, const struct ai_weight *const *ws, float *const *ys, int np,
+                         int glu, const float *x, int n)
 {
     const struct quant_kernels *K = quant_kernels();
+    const struct ai_weight *w = ws[0];
     uint32_t dt = quant_dot_type(w->type);
     int nth = ai_pool_threads(c->pool);
-    /* tile kernels without a tile_prep read the plain dot-type rows */
-    quant_tile_prep_fn prep = K->tile_prep[w->type];
+    struct mm_task t = {.np = np, .glu = glu, .n = n, .K = K, .mode = MM_DOT};
     /* the quantized tiles work in 64-element blocks; the F32 tile masks its tail */
-    int tiled = K->tile4[w->type] && (w->k % 64 == 0 || w->type == GGML_TYPE_F32) && w->m >= 4 &&
+    quant_tile_prep_fn prep = K->tile_prep[w->type];
+    int tiled = K->tile4[w->type] && (w->k % 64 == 0 || w->type == GGML_TYPE_F32) &&
                 (!prep || (size_t)w->k <= c->tact_k_max);
-    struct mm_task t = {.w = w, .n = n, .y = y, .dot = K->dot[w->type], .dot4 = K->dot4[w->type]};
+    /* panels: 16 or more tokens; ceil(n/16)*16 rows of panel fit in tact */
+    int panel = n >= 16 && K->gemm16[w->type] && (size_t)w->k <= c->tact_k_max;
+    for (int i = 0; i < np; i++) {
+        if (ws[i]->m < 4)
+            tiled = 0;
+        if (!K->gemm16[ws[i]->type] || K->panel_prep[ws[i]->type] != K->panel_prep[w->type])
+            panel = 0;
+    }
+    if (panel) {
+        t.mode = MM_PANEL;
+    } else if (tiled) {
+        t.mode = MM_TILE;
+        prep = K->tile_prep[w->type];
+    }
     if (dt == GGML_TYPE_F32) {
-        t.a = (const uint8_t *)x;
-        t.a_stride = (size_t)w->k * sizeof(float);
+        t.a = t.ta = (const uint8_t *)x;
+        t.a_stride = t.ta_stride = (size_t)w->k * sizeof(float);
     } else {
-        struct act_task at = {K->act[dt], tiled ? prep : NULL, x, w->k, n,
-                              c->qact, quant_row_bytes(dt, (size_t)w->k), c->tact,
-                              QUANT_TILE_BYTES((size_t)w->k)};
+        struct act_task at = {.fn = K->act[dt], .x = x, .k = w->k, .n = n, .dst = c->qact,
+                              .stride = quant_row_bytes(dt, (size_t)w->k), .tdst = c->tact};
+        if (t.mode == MM_PANEL) {
+            at.panel = K->panel_prep[w->type];
+            at.tstride = QUANT_PANEL_BYTES((size_t)w->k);
+        } else if (t.mode == MM_TILE && prep) {
+            at.prep = prep;
+            at.tstride = QUANT_TILE_BYTES((size_t)w->k);
+        }
         if (n >= 4)
             ai_pool_run(c->pool, act_worker, &at);
         else
             act_worker(&at, 0, 1);
         t.a = c->qact;
         t.a_stride = at.stride;
+        t.ta = at.prep ? c->tact : t.a;
+        t.ta_stride = at.prep ? at.tstride : t.a_stride;
+        t.pa = c->tact;
+        t.pa_stride = at.tstride;
     }
-    int small = nth == 1 || (size_t)w->m * (size_t)w->k * (size_t)n < 32768;
-    if (tiled) {
-        struct tile_task tt = {.w = w, .a = t.a, .ta = prep ? c->tact : t.a,
-                               .a_stride = t.a_stride,
-                               .ta_stride = prep ? QUANT_TILE_BYTES((size_t)w->k) : t.a_stride,
-                               .n = n,
-                               .chunk = mm_chunk(w->m, nth, 4), .y = y,
-                               .tile = K->tile4[w->type], .dot = K->dot[w->type]};
-        atomic_init(&tt.next, 0);
-        if (small)
-            tile_worker(&tt, 0, 1);
-        else
-            ai_pool_run(c->pool, tile_worker, &tt);
-        return;
+    size_t work = 0;
+    for (int i = 0; i < np; i++) {
+        struct mm_part *p = &t.p[i];
+        p->w = ws[i];
+        p->y = ys[i];
+        p->chunk = mm_chunk(ws[i]->m, nth, 4);
+        p->n_chunks = (ws[i]->m + p->chunk - 1) / p->chunk;
+        work += (size_t)ws[i]->m * (size_t)ws[i]->k * (size_t)n;
     }
-    t.chunk = mm_chunk(w->m, nth, 1);
+    if (glu) {
+        t.p[1].chunk = t.p[0].chunk;
+        t.total = t.p[0].n_chunks;
+    } else {
+        for (int i = 0; i < np; i++)
+            t.total += t.p[i].n_chunks;
+    }
     atomic_init(&t.next, 0);
-    if (small)
+    if (nth == 1 || work < 32768)
         mm_worker(&t, 0, 1);
     else
         ai_pool_run(c->pool, mm_worker, &t);
+}
+
+/* Whether @a and @b can share one matmul_multi job. */
+static int mm_same(const struct ai_weight *a, const struct ai_weight *b)
+{
+    const struct quant_kernels *K = quant_kernels();
+    return a->k == b->k && quant_dot_type(a->type) == quant_dot_type(b->type) &&
+           K->tile_prep[a->type] == K->tile_prep[b->type] &&
+           !K->tile4[a->type] == !K->tile4[b->type] &&
+           K->panel_prep[a->type] == K->panel_prep[b->type] &&
+           !K->gemm16[a->type] == !K->gemm16[b->type];
+}
+
+void ai_matmul(kith_ctx *c, const struct ai_weight *w, const float *x, int n, float *y)
+{
+    matmul_multi(c, &w, &y, 1, 0, x, n);
 }
 
 /* ---- small row operations ---- */
@@ -318,9 +405,18 @@ int ai_forward(kith_ctx *c, const int32_t *tokens, int n, int all_logits, int no
 
         // attention: q[n][qd], k,v[n][kvd]
         rmsnorm(c->xb, c->x, L->attn_norm, n, d, m->rms_eps);
-        ai_matmul(c, &L->wq, c->xb, n, c->q);
-        ai_matmul(c, &L->wk, c->xb, n, c->k);
-        ai_matmul(c, &L->wv, c->xb, n, c->v);
+        {
+            /* Q, K and V in as few jobs as their formats allow */
+            const struct ai_weight *ws[3] = {&L->wq, &L->wk, &L->wv};
+            float *ys[3] = {c->q, c->k, c->v};
+            for (int i = 0; i < 3;) {
+                int j = i + 1;
+                while (j < 3 && mm_same(ws[i], ws[j]))
+                    j++;
+                matmul_multi(c, ws + i, ys + i, j - i, 0, c->xb, n);
+                i = j;
+            }
+        }
         add_bias(c->q, L->bq, n, qd);
         add_bias(c->k, L->bk, n, kvd);
         add_bias(c->v, L->bv, n, kvd);
@@ -336,7 +432,8 @@ int ai_forward(kith_ctx *c, const int32_t *tokens, int n, int all_logits, int no
         }
         struct att_task at = {.c = c, .layer = l, .n = n};
         atomic_init(&at.next, 0);
-        if (n * m->n_head * (c->n_past + n) < 4096)
+        /* a head over a few dozen positions is already worth a second thread */
+        if (n * m->n_head * (c->n_past + n) < 512)
             att_worker(&at, 0, 1);
         else
             ai_pool_run(c->pool, att_worker, &at);
@@ -348,11 +445,17 @@ int ai_forward(kith_ctx *c, const int32_t *tokens, int n, int all_logits, int no
 
         // ffn: x += (silu(xb Wg^T) * (xb Wu^T)) Wd^T
         rmsnorm(c->xb, c->x, L->ffn_norm, n, d, m->rms_eps);
-        ai_matmul(c, &L->w_gate, c->xb, n, c->hb);
-        ai_matmul(c, &L->w_up, c->xb, n, c->hb2);
-        for (size_t e = 0; e < (size_t)n * ff; e++) {
-            float g = c->hb[e];
-            c->hb[e] = g / (1.0f + expf(-g)) * c->hb2[e];
+        if (mm_same(&L->w_gate, &L->w_up)) {
+            const struct ai_weight *ws[2] = {&L->w_gate, &L->w_up};
+            float *ys[2] = {c->hb, c->hb2};
+            matmul_multi(c, ws, ys, 2, 1, c->xb, n);
+        } else {
+            ai_matmul(c, &L->w_gate, c->xb, n, c->hb);
+            ai_matmul(c, &L->w_up, c->xb, n, c->hb2);
+            for (size_t e = 0; e < (size_t)n * ff; e++) {
+                float g = c->hb[e];
+                c->hb[e] = g / (1.0f + expf(-g)) * c->hb2[e];
+            }
         }
         ai_matmul(c, &L->w_down, c->hb, n, c->xb2);
         for (size_t e = 0; e < (size_t)n * d; e++)

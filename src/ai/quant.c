@@ -1,6 +1,7 @@
 /*
  * quant.c: picks the kernel level once per process by CPU feature (ggml's
- * arch-fallback idea): AVX-512 (with VNNI) > AVX2+FMA+F16C > scalar. Every
+ * arch-fallback idea): on x86-64 AVX-512 (with VNNI) > AVX2+FMA+F16C >
+ * scalar, on AArch64 NEON with SDOT (dotprod) > NEON > scalar. Every
  * entry a level leaves NULL falls back to the scalar oracle, so a new format
  * only needs quant_ref.c to work everywhere.
  */
@@ -10,8 +11,15 @@
 
 #include "ai/quant.h"
 
-static struct quant_kernels k_ref, k_avx2, k_avx512;
-static int have_avx2, have_avx512;
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
+static struct quant_kernels k_ref, k_avx2, k_avx512, k_neon, k_neon_dp;
+static int have_avx2, have_avx512, have_neon, have_neon_dp;
 static const struct quant_kernels *k_best;
 static pthread_once_t k_once = PTHREAD_ONCE_INIT;
 
@@ -36,6 +44,10 @@ static const struct quant_kernels *level(const char *name)
         return have_avx2 ? &k_avx2 : NULL;
     if (!strcmp(name, "avx512"))
         return have_avx512 ? &k_avx512 : NULL;
+    if (!strcmp(name, "neon"))
+        return have_neon ? &k_neon : NULL;
+    if (!strcmp(name, "neon-dotprod"))
+        return have_neon_dp ? &k_neon_dp : NULL;
     return NULL;
 }
 
@@ -56,8 +68,25 @@ static void kernels_init(void)
         quant_kernels_init_avx512(&k_avx512);
         fill_from(&k_avx512, &k_avx2);
     }
+#elif defined(__aarch64__)
+    have_neon = 1; /* part of the AArch64 base */
+#if defined(__linux__)
+    have_neon_dp = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#elif defined(__APPLE__)
+    have_neon_dp = 1; /* every Apple silicon Mac (M1 on) has it */
 #endif
-    k_best = have_avx512 ? &k_avx512 : have_avx2 ? &k_avx2 : &k_ref;
+    quant_kernels_init_neon(&k_neon, 0);
+    fill_from(&k_neon, &k_ref);
+    if (have_neon_dp) {
+        quant_kernels_init_neon(&k_neon_dp, 1);
+        fill_from(&k_neon_dp, &k_neon);
+    }
+#endif
+    k_best = have_avx512    ? &k_avx512
+             : have_avx2    ? &k_avx2
+             : have_neon_dp ? &k_neon_dp
+             : have_neon    ? &k_neon
+                            : &k_ref;
     const char *force = getenv("KITH_AI_KERNELS");
     if (force) {
         /* level(), not quant_kernels_named(): that would wait on the

@@ -10,7 +10,8 @@
  * engine reproduces its outputs (and q4_0 drifts the same way it does).
  *
  * quant_ref.c is the scalar oracle; arch/ holds AVX2 and AVX-512 versions
- * that quant_kernels() picks once by CPU feature.
+ * (x86-64) and NEON ones (AArch64) that quant_kernels() picks once by CPU
+ * feature.
  */
 #ifndef KITH_AI_QUANT_H
 #define KITH_AI_QUANT_H
@@ -201,8 +202,20 @@ typedef void (*quant_att_fn)(size_t hd, const uint16_t *q16, const uint16_t *k,
                              const uint16_t *v, size_t stride, int n_pos, float scale,
                              float *sc, float *out);
 
+/* Panel kernels (matrix x matrix, prompt processing): up to 16 activation
+ * rows (a + t*a_stride, t < @nt, in the dot type) are laid out once per
+ * matmul by panel_prep into a panel of QUANT_PANEL_BYTES(n) bytes in which
+ * each SIMD lane is one token; gemm16 then dots @nr (1..4) weight rows
+ * (w + r*w_stride) with the panel's @nt tokens: y[t*y_stride + r]. Each
+ * weight byte is read once per 16 tokens. @n: a multiple of the weight
+ * type's block (32 or 256). */
+#define QUANT_PANEL_BYTES(n) ((n) / 32 * 640)
+typedef void (*quant_panel_prep_fn)(const void *a, size_t a_stride, int nt, void *dst, size_t n);
+typedef void (*quant_gemm_fn)(size_t n, const void *w, size_t w_stride, int nr, const void *panel,
+                              int nt, float *y, size_t y_stride);
+
 struct quant_kernels {
-    const char *name;                        /* "scalar", "avx2", "avx512" */
+    const char *name; /* "scalar", "avx2", "avx512", "neon", "neon-dotprod" */
     quant_dot_fn dot[GGML_TYPE_COUNT];       /* by weight type; NULL = unsupported */
     quant_dot_multi_fn dot4[GGML_TYPE_COUNT]; /* up to 4 rows; NULL = use dot[] */
     quant_quantize_fn act[GGML_TYPE_COUNT];  /* activation rounding, by dot type */
@@ -210,11 +223,13 @@ struct quant_kernels {
     quant_tile_fn tile4[GGML_TYPE_COUNT];
     quant_axpy_f16_fn axpy_f16;
     quant_att_fn att_small;                  /* NULL: attention per position */
+    quant_panel_prep_fn panel_prep[GGML_TYPE_COUNT]; /* by weight type; NULL = no panels */
+    quant_gemm_fn gemm16[GGML_TYPE_COUNT];
 };
 
 /* The best kernels for this CPU, chosen on the first call (thread-safe).
- * KITH_AI_KERNELS=scalar|avx2|avx512 in the environment forces a lower level
- * (for tests and benchmarks). Static storage. */
+ * KITH_AI_KERNELS=scalar|avx2|avx512|neon|neon-dotprod in the environment
+ * forces a lower level (for tests and benchmarks). Static storage. */
 const struct quant_kernels *quant_kernels(void);
 /* Makes @name the level quant_kernels() returns from now on (tests and
  * benchmarks compare levels; not to be called while a model runs). 0, or
@@ -227,6 +242,8 @@ const struct quant_kernels *quant_kernels_named(const char *name);
 void quant_kernels_init_ref(struct quant_kernels *k);
 void quant_kernels_init_avx2(struct quant_kernels *k);
 void quant_kernels_init_avx512(struct quant_kernels *k);
+/* @dotprod: use the Armv8.2 int8 dot product instruction (SDOT). */
+void quant_kernels_init_neon(struct quant_kernels *k, int dotprod);
 
 /* Dequantize with the selected kernels' speed, same results as the oracle. */
 void quant_dequant_row(uint32_t type, const void *src, float *dst, size_t n);

@@ -142,10 +142,10 @@ TT_TEST(simd_matches_scalar)
 {
     static float x[N], a[N];
     static uint8_t w[N * 4], qa_ref[N * 4], qa[N * 4];
-    const char *levels[] = {"avx2", "avx512"};
+    const char *levels[] = {"avx2", "avx512", "neon", "neon-dotprod"};
     const struct quant_kernels *ref = quant_kernels_named("scalar");
     int tested = 0;
-    for (size_t lv = 0; lv < 2; lv++) {
+    for (size_t lv = 0; lv < sizeof levels / sizeof levels[0]; lv++) {
         const struct quant_kernels *k = quant_kernels_named(levels[lv]);
         if (!k)
             continue;
@@ -192,10 +192,10 @@ TT_TEST(tiles_match_scalar)
     enum { R = 4, C = 4 };
     static float x[N], a[N];
     static uint8_t w[R][N * 4], qa[C][N * 4], ta[C][QUANT_TILE_BYTES(N)];
-    const char *levels[] = {"avx2", "avx512"};
+    const char *levels[] = {"avx2", "avx512", "neon", "neon-dotprod"};
     const struct quant_kernels *ref = quant_kernels_named("scalar");
     int tested = 0;
-    for (size_t lv = 0; lv < 2; lv++) {
+    for (size_t lv = 0; lv < sizeof levels / sizeof levels[0]; lv++) {
         const struct quant_kernels *k = quant_kernels_named(levels[lv]);
         if (!k)
             continue;
@@ -245,16 +245,76 @@ TT_TEST(tiles_match_scalar)
     printf("     (%d tile kernels tested)\n", tested);
 }
 
+/* Panel kernels (1..4 weight rows x 1..16 tokens) against the scalar dot
+ * of each pair, for every level and type that has them. */
+TT_TEST(panels_match_scalar)
+{
+    enum { R = 4, C = 16 };
+    static float x[N], a[N];
+    static uint8_t w[R][N * 4], qa[C][N * 4], pa[QUANT_PANEL_BYTES(N)];
+    const char *levels[] = {"avx2", "avx512", "neon", "neon-dotprod"};
+    const struct quant_kernels *ref = quant_kernels_named("scalar");
+    int tested = 0;
+    for (size_t lv = 0; lv < sizeof levels / sizeof levels[0]; lv++) {
+        const struct quant_kernels *k = quant_kernels_named(levels[lv]);
+        if (!k)
+            continue;
+        for (size_t t = 0; t < sizeof weight_types / sizeof weight_types[0]; t++) {
+            uint32_t type = weight_types[t], dt = quant_dot_type(type);
+            if (!k->gemm16[type])
+                continue;
+            tested++;
+            size_t wb = quant_row_bytes(type, N);
+            uint8_t *wrows = malloc(wb * R);
+            TT_ASSERT(wrows != NULL);
+            for (int rep = 0; rep < 6; rep++) {
+                for (int r = 0; r < R; r++) {
+                    fill(x, N, 1.0f);
+                    make_weights(type, x, w[r]);
+                    memcpy(wrows + (size_t)r * wb, w[r], wb);
+                }
+                for (int c = 0; c < C; c++) {
+                    fill(a, N, (rep + c) % 3 ? 0.01f : 3.0f);
+                    ref->act[dt](a, qa[c], N);
+                }
+                int nts[] = {16, 1, 7, 13};
+                for (int nr = 1; nr <= R; nr++) {
+                    int nt = nts[(rep + nr) % 4];
+                    float y[C][R];
+                    memset(y, 0, sizeof y);
+                    k->panel_prep[type](qa, sizeof qa[0], nt, pa, N);
+                    k->gemm16[type](N, wrows, wb, nr, pa, nt, &y[0][0], R);
+                    for (int c = 0; c < nt; c++)
+                        for (int r = 0; r < nr; r++) {
+                            static float wd[N], ad[N];
+                            double mag = 0, s = ref->dot[type](N, w[r], qa[c]);
+                            quant_ref_dequant_row(type, w[r], wd, N);
+                            quant_ref_dequant_row(dt, qa[c], ad, N);
+                            for (int i = 0; i < N; i++)
+                                mag += fabs((double)wd[i] * ad[i]);
+                            if (fabs(y[c][r] - s) > 1e-5 * mag + 1e-6)
+                                TT_FAIL_("%s %s panel nr=%d nt=%d (%d,%d): %.9g vs scalar %.9g",
+                                         k->name, gguf_ggml_type_name(type), nr, nt, r, c, y[c][r],
+                                         s);
+                        }
+                }
+            }
+            free(wrows);
+        }
+    }
+    printf("     (%d panel kernels tested)\n", tested);
+}
+
 /* Row lengths that are not a multiple of 16 (ffn_down of small models has
  * 172): the F32 tile's masked tail and dot4 against the scalar dot. */
 TT_TEST(f32_odd_lengths)
 {
     enum { R = 4, C = 4 };
     static float w[R][200], a[C][200];
-    const char *levels[] = {"avx2", "avx512"};
+    const char *levels[] = {"avx2", "avx512", "neon", "neon-dotprod"};
     const struct quant_kernels *ref = quant_kernels_named("scalar");
     const size_t lens[] = {1, 15, 16, 17, 63, 64, 100, 172, 200};
-    for (size_t lv = 0; lv < 2; lv++) {
+    for (size_t lv = 0; lv < sizeof levels / sizeof levels[0]; lv++) {
         const struct quant_kernels *k = quant_kernels_named(levels[lv]);
         if (!k)
             continue;
@@ -300,9 +360,9 @@ TT_TEST(att_small_matches_loop)
     enum { MAXP = 130, STRIDE = 72 };
     static uint16_t kc[MAXP * STRIDE], vc[MAXP * STRIDE], q16[32];
     static float sc[MAXP], out[32], want[32];
-    const char *levels[] = {"avx2", "avx512"};
+    const char *levels[] = {"avx2", "avx512", "neon", "neon-dotprod"};
     int tested = 0;
-    for (size_t lv = 0; lv < 2; lv++) {
+    for (size_t lv = 0; lv < sizeof levels / sizeof levels[0]; lv++) {
         const struct quant_kernels *k = quant_kernels_named(levels[lv]);
         if (!k || !k->att_small)
             continue;
@@ -343,5 +403,5 @@ TT_TEST(att_small_matches_loop)
 }
 
 TT_MAIN(TT_CASE(f16_conversion), TT_CASE(round_trips), TT_CASE(dot_matches_dequantized),
-        TT_CASE(simd_matches_scalar), TT_CASE(tiles_match_scalar), TT_CASE(f32_odd_lengths),
+        TT_CASE(simd_matches_scalar), TT_CASE(tiles_match_scalar), TT_CASE(panels_match_scalar), TT_CASE(f32_odd_lengths),
         TT_CASE(att_small_matches_loop))

@@ -366,23 +366,43 @@ TGT static inline void q4_K_scales(const uint8_t *q, uint8_t out[16])
     memcpy(out, u, 16); /* scales 0..7, then mins 0..7 */
 }
 
+/* 4 int32 vectors -> their 4 sums (a, b, c, d) in one __m128i. */
+TGT static inline __m128i hsum4_epi32(__m512i a, __m512i b, __m512i c, __m512i d)
+{
+    __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+    __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+    __m512i s = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+TGT static inline __m128i hsum4_epi32_256(__m256i a, __m256i b, __m256i c, __m256i d)
+{
+    __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+    __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
+    __m256i s = _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
+    return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+}
+
+/* Each block's exact integer sums (scaled quants, and mins times the
+ * sub-block sums) are reduced per (row, column) and go into one float chain
+ * per pair, acc = fma(I, d*da, acc), acc = fnmadd(M, dmin*da, acc): the
+ * arithmetic of the panel kernel (gemm_q4_K), so batched prompts and single
+ * tokens give the same bits. */
 TGT static inline __attribute__((always_inline)) void
 tile_q4_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y,
                size_t ys, const int NC)
 {
-    __m512 acc[4][2];
+    __m128 acc[2];
     TILE_UNROLL
-    for (int r = 0; r < 4; r++) {
-        TILE_UNROLL
-        for (int c = 0; c < NC; c++)
-            acc[r][c] = _mm512_setzero_ps();
-    }
+    for (int c = 0; c < NC; c++)
+        acc[c] = _mm_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0xF);
     const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     for (size_t b = 0; b < n / QK_K; b++) {
         __m512i sc16[4];
         __m256i mn16[4];
-        __m512 dw[4], dm[4];
+        float dws[4], dms[4];
         __m512i isum[4][2];
         TILE_UNROLL
         for (int r = 0; r < 4; r++) {
@@ -395,8 +415,8 @@ tile_q4_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t a
             __m128i v = _mm_loadu_si128((const __m128i *)sm);
             sc16[r] = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(v));
             mn16[r] = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_srli_si128(v, 8), dup));
-            dw[r] = _mm512_set1_ps(f16_lut[x->d]);
-            dm[r] = _mm512_set1_ps(f16_lut[x->dmin]);
+            dws[r] = f16_lut[x->d];
+            dms[r] = f16_lut[x->dmin];
             TILE_UNROLL
             for (int c = 0; c < NC; c++)
                 isum[r][c] = _mm512_setzero_si512();
@@ -422,27 +442,22 @@ tile_q4_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t a
                     isum[r][c] = _mm512_dpwssd_epi32(isum[r][c], _mm512_maddubs_epi16(z, av[c]), s);
             }
         }
+        const __m128 dw4 = _mm_loadu_ps(dws), dm4 = _mm_loadu_ps(dms);
         TILE_UNROLL
         for (int c = 0; c < NC; c++) {
             const blk_q8_K *yb = (const blk_q8_K *)(a + (size_t)c * as) + b;
-            __m512 da = _mm512_set1_ps(yb->d);
+            __m128 da = _mm_set1_ps(yb->d);
             __m256i bs = LDY(yb->bsums);
-            TILE_UNROLL
-            for (int r = 0; r < 4; r++) {
-                __m512i mins = _mm512_zextsi256_si512(_mm256_madd_epi16(bs, mn16[r]));
-                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r][c]), _mm512_mul_ps(dw[r], da),
-                                            acc[r][c]);
-                acc[r][c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mins), _mm512_mul_ps(dm[r], da),
-                                             acc[r][c]);
-            }
+            __m128i I = hsum4_epi32(isum[0][c], isum[1][c], isum[2][c], isum[3][c]);
+            __m128i M = hsum4_epi32_256(_mm256_madd_epi16(bs, mn16[0]), _mm256_madd_epi16(bs, mn16[1]),
+                                        _mm256_madd_epi16(bs, mn16[2]), _mm256_madd_epi16(bs, mn16[3]));
+            acc[c] = _mm_fmadd_ps(_mm_cvtepi32_ps(I), _mm_mul_ps(da, dw4), acc[c]);
+            acc[c] = _mm_fnmadd_ps(_mm_cvtepi32_ps(M), _mm_mul_ps(da, dm4), acc[c]);
         }
     }
     TILE_UNROLL
-    for (int c = 0; c < NC; c++) {
-        TILE_UNROLL
-        for (int r = 0; r < 4; r++)
-            y[(size_t)c * ys + r] = _mm512_reduce_add_ps(acc[r][c]);
-    }
+    for (int c = 0; c < NC; c++)
+        _mm_storeu_ps(y + (size_t)c * ys, acc[c]);
 }
 
 TGT static void tile4_q4_K(size_t n, const void *w, size_t ws, const void *a, size_t as, int nc,
@@ -709,6 +724,263 @@ TGT static void att_small(size_t hd, const uint16_t *q16, const uint16_t *k, con
     }
 }
 
+/* ---- panels: matrix x matrix with the tokens in the lanes ----
+ *
+ * For a batch (prompt processing), 16 activation rows (tokens) are laid out
+ * once per matmul as a panel in which zmm lane t holds token t: per 32-block
+ * eight zmm of quants (group g: elements 4g..4g+3 of each token), then the 16
+ * token scales as floats, then 16 int32 corrections. A weight row's 4 bytes
+ * are broadcast to all lanes straight from memory (an embedded broadcast
+ * folded into the and/xor that makes them unsigned), so one vpdpbusd does 4
+ * products for 16 tokens and each weight byte is read once per 16 tokens;
+ * the float work (convert, scale, accumulate) is once per block and 16
+ * tokens instead of once per block and token. Nothing of the weights is
+ * copied or repacked (they stay mapped).
+ *
+ * Q8_0 weights are made unsigned by +128 (xor 0x80): the correction is
+ * -128 * (sum of the token's block quants). Q4_0 nibbles are unsigned
+ * already: low nibbles (elements 0..15) by and 0x0F, high ones (16..31) by
+ * and 0xF0, i.e. 16 * q, summed apart and shifted back (exact); the
+ * correction is -8 * (sum of the block quants). */
+
+#define PANEL_BLK 640 /* bytes per 32-block of a Q8_0 panel */
+
+TGT static inline uint32_t ld32(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+TGT static inline __attribute__((always_inline)) void
+panel_prep_q8_body(const void *aq, size_t a_stride, int nt, void *dst, size_t n, int bias_mul)
+{
+    uint8_t *o = dst;
+    for (size_t b = 0; b < n / QK; b++, o += PANEL_BLK) {
+        uint32_t *q = (uint32_t *)o;
+        float *d = (float *)(o + 512);
+        int32_t *bias = (int32_t *)(o + 576);
+        for (int t = 0; t < 16; t++) {
+            if (t >= nt) {
+                for (int g = 0; g < 8; g++)
+                    q[g * 16 + t] = 0;
+                d[t] = 0;
+                bias[t] = 0;
+                continue;
+            }
+            const blk_q8_0 *y = (const blk_q8_0 *)((const uint8_t *)aq + (size_t)t * a_stride) + b;
+            int s = 0;
+            for (int g = 0; g < 8; g++)
+                q[g * 16 + t] = ld32(y->qs + 4 * g);
+            for (int i = 0; i < QK; i++)
+                s += y->qs[i];
+            d[t] = f16_lut[y->d];
+            bias[t] = -bias_mul * s;
+        }
+    }
+}
+
+TGT static void panel_prep_q8_0(const void *aq, size_t a_stride, int nt, void *dst, size_t n)
+{
+    panel_prep_q8_body(aq, a_stride, nt, dst, n, 128);
+}
+
+TGT static void panel_prep_q4_0(const void *aq, size_t a_stride, int nt, void *dst, size_t n)
+{
+    panel_prep_q8_body(aq, a_stride, nt, dst, n, 8);
+}
+
+/* Writes acc[r] (lane t = token t) to y[t*ys + r] for t < nt. */
+TGT static inline __attribute__((always_inline)) void panel_store(const __m512 *acc, int NR, int nt,
+                                                                  float *y, size_t ys)
+{
+    float tmp[4][16];
+    for (int r = 0; r < NR; r++)
+        _mm512_storeu_ps(tmp[r], acc[r]);
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < NR; r++)
+            y[(size_t)t * ys + r] = tmp[r][t];
+}
+
+TGT static inline __attribute__((always_inline)) void
+gemm_q8_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt, float *y, size_t ys,
+             const int NR, const int Q4)
+{
+    __m512 acc[4];
+    for (int r = 0; r < NR; r++)
+        acc[r] = _mm512_setzero_ps();
+    const __m512i c80 = _mm512_set1_epi8((char)0x80), c0f = _mm512_set1_epi8(0x0F),
+                  cf0 = _mm512_set1_epi8((char)0xF0);
+    const size_t bs = Q4 ? sizeof(blk_q4_0) : sizeof(blk_q8_0);
+    for (size_t b = 0; b < n / QK; b++, pa += PANEL_BLK) {
+        __m512i av[8];
+        for (int g = 0; g < 8; g++)
+            av[g] = _mm512_loadu_si512(pa + 64 * g);
+        const __m512 da = _mm512_loadu_ps((const float *)(pa + 512));
+        const __m512i bias = _mm512_loadu_si512(pa + 576);
+        for (int r = 0; r < NR; r++) {
+            const uint8_t *x = w + (size_t)r * ws + b * bs;
+            __m512i s;
+            if (Q4) {
+                __m512i lo = bias, hi = _mm512_setzero_si512();
+                for (int j = 0; j < 4; j++) {
+                    __m512i bw = _mm512_set1_epi32((int)ld32(x + 2 + 4 * j));
+                    lo = _mm512_dpbusd_epi32(lo, _mm512_and_si512(bw, c0f), av[j]);
+                    hi = _mm512_dpbusd_epi32(hi, _mm512_and_si512(bw, cf0), av[j + 4]);
+                }
+                s = _mm512_add_epi32(lo, _mm512_srai_epi32(hi, 4));
+            } else {
+                s = bias;
+                for (int j = 0; j < 8; j++)
+                    s = _mm512_dpbusd_epi32(
+                        s, _mm512_xor_si512(_mm512_set1_epi32((int)ld32(x + 2 + 4 * j)), c80), av[j]);
+            }
+            uint16_t h;
+            memcpy(&h, x, 2);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(da, _mm512_set1_ps(f16_lut[h])),
+                                     acc[r]);
+        }
+    }
+    panel_store(acc, NR, nt, y, ys);
+}
+
+#define GEMM_FN(NAME, BODY, Q4)                                                                   \
+    TGT static void NAME(size_t n, const void *w, size_t ws, int nr, const void *pa, int nt,      \
+                         float *y, size_t ys)                                                     \
+    {                                                                                             \
+        switch (nr) {                                                                             \
+        case 1: BODY(n, w, ws, pa, nt, y, ys, 1, Q4); break;                                      \
+        case 2: BODY(n, w, ws, pa, nt, y, ys, 2, Q4); break;                                      \
+        case 3: BODY(n, w, ws, pa, nt, y, ys, 3, Q4); break;                                      \
+        default: BODY(n, w, ws, pa, nt, y, ys, 4, Q4); break;                                     \
+        }                                                                                         \
+    }
+GEMM_FN(gemm_q8_0, gemm_q8_body, 0)
+GEMM_FN(gemm_q4_0, gemm_q8_body, 1)
+
+/* Q4_K . Q8_K panels, per 256-block: 64 zmm of quants (group g: elements
+ * 4g..4g+3), the 16 token scales, then 4 zmm of int16 pairs (S[2i], S[2i+1])
+ * with S[j] the sum of the token's quants of sub-block j (for the mins).
+ * A Q4_K chunk of 32 bytes holds sub-blocks 2ch (low nibbles) and 2ch+1
+ * (high, taken as 16 * q and shifted back); the sub-block sums are scaled
+ * by the 6-bit scales in integers, so a block's sums are exact and its float
+ * arithmetic is the tile kernel's (tile_q4_K_body): same bits. */
+#define PANEL_KBLK (64 * 64 + 64 + 256)
+
+TGT static void panel_prep_q4_K(const void *aq, size_t a_stride, int nt, void *dst, size_t n)
+{
+    uint8_t *o = dst;
+    for (size_t b = 0; b < n / QK_K; b++, o += PANEL_KBLK) {
+        uint32_t *q = (uint32_t *)o;
+        float *d = (float *)(o + 4096);
+        int16_t *sp = (int16_t *)(o + 4096 + 64);
+        for (int t = 0; t < 16; t++) {
+            if (t >= nt) {
+                for (int g = 0; g < 64; g++)
+                    q[g * 16 + t] = 0;
+                d[t] = 0;
+                for (int i = 0; i < 4; i++)
+                    sp[i * 32 + 2 * t] = sp[i * 32 + 2 * t + 1] = 0;
+                continue;
+            }
+            const blk_q8_K *y = (const blk_q8_K *)((const uint8_t *)aq + (size_t)t * a_stride) + b;
+            for (int g = 0; g < 64; g++)
+                q[g * 16 + t] = ld32(y->qs + 4 * g);
+            d[t] = y->d;
+            for (int i = 0; i < 4; i++) {
+                sp[i * 32 + 2 * t] = (int16_t)(y->bsums[4 * i] + y->bsums[4 * i + 1]);
+                sp[i * 32 + 2 * t + 1] = (int16_t)(y->bsums[4 * i + 2] + y->bsums[4 * i + 3]);
+            }
+        }
+    }
+}
+
+TGT static inline __attribute__((always_inline)) void
+gemm_q4_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt, float *y,
+               size_t ys, const int NR, const int unused)
+{
+    (void)unused;
+    __m512 acc[4];
+    for (int r = 0; r < NR; r++)
+        acc[r] = _mm512_setzero_ps();
+    const __m512i c0f = _mm512_set1_epi8(0x0F), cf0 = _mm512_set1_epi8((char)0xF0);
+    for (size_t b = 0; b < n / QK_K; b++, pa += PANEL_KBLK) {
+        const __m512 da = _mm512_loadu_ps((const float *)(pa + 4096));
+        uint8_t sm[4][16];
+        __m512i I[4], M[4];
+        for (int r = 0; r < NR; r++) {
+            const blk_q4_K *x = (const blk_q4_K *)(w + (size_t)r * ws) + b;
+            q4_K_scales(x->scales, sm[r]);
+            /* the mins: sum_j m_j S_j as int16 pairs */
+            M[r] = _mm512_setzero_si512();
+            for (int i = 0; i < 4; i++)
+                M[r] = _mm512_dpwssd_epi32(
+                    M[r], _mm512_loadu_si512(pa + 4096 + 64 + 64 * i),
+                    _mm512_set1_epi32((int)((uint32_t)sm[r][8 + 2 * i] | (uint32_t)sm[r][9 + 2 * i] << 16)));
+            I[r] = _mm512_setzero_si512();
+        }
+        for (int ch = 0; ch < 4; ch++) {
+            __m512i av[16];
+            for (int g = 0; g < 16; g++)
+                av[g] = _mm512_loadu_si512(pa + 64 * (16 * ch + g));
+            for (int r = 0; r < NR; r++) {
+                const uint8_t *qs = ((const blk_q4_K *)(w + (size_t)r * ws) + b)->qs + 32 * ch;
+                __m512i lo = _mm512_setzero_si512(), hi = lo;
+                for (int i = 0; i < 8; i++) {
+                    __m512i bw = _mm512_set1_epi32((int)ld32(qs + 4 * i));
+                    lo = _mm512_dpbusd_epi32(lo, _mm512_and_si512(bw, c0f), av[i]);
+                    hi = _mm512_dpbusd_epi32(hi, _mm512_and_si512(bw, cf0), av[8 + i]);
+                }
+                I[r] = _mm512_add_epi32(I[r], _mm512_mullo_epi32(lo, _mm512_set1_epi32(sm[r][2 * ch])));
+                I[r] = _mm512_add_epi32(I[r], _mm512_mullo_epi32(_mm512_srai_epi32(hi, 4),
+                                                                 _mm512_set1_epi32(sm[r][2 * ch + 1])));
+            }
+        }
+        for (int r = 0; r < NR; r++) {
+            const blk_q4_K *x = (const blk_q4_K *)(w + (size_t)r * ws) + b;
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[r]), _mm512_mul_ps(da, _mm512_set1_ps(f16_lut[x->d])),
+                                     acc[r]);
+            acc[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(M[r]),
+                                      _mm512_mul_ps(da, _mm512_set1_ps(f16_lut[x->dmin])), acc[r]);
+        }
+    }
+    panel_store(acc, NR, nt, y, ys);
+}
+GEMM_FN(gemm_q4_K, gemm_q4_K_body, 0)
+
+/* The Q8_K activation rounding of quant_ref.c (q_q8_K), 16 lanes at a time
+ * and with the same bits: the first element of largest magnitude sets the
+ * scale, x * iscale rounds half to even (vcvtps2dq under the default
+ * rounding mode, as lrintf), clamped at 127. */
+TGT static void act_q8_K(const float *x, void *dst, size_t n)
+{
+    blk_q8_K *y = dst;
+    for (size_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        __m512 am = _mm512_setzero_ps();
+        for (int j = 0; j < QK_K; j += 16)
+            am = _mm512_max_ps(am, _mm512_abs_ps(_mm512_loadu_ps(x + j)));
+        float amax = _mm512_reduce_max_ps(am), max = 0;
+        if (!(amax > 0.f)) { /* zero (or NaN): the scalar path decides */
+            quant_ref_quantize_row(GGML_TYPE_Q8_K, x, &y[i], QK_K);
+            continue;
+        }
+        for (int j = 0; j < QK_K; j++)
+            if (fabsf(x[j]) == amax) {
+                max = x[j];
+                break;
+            }
+        float iscale = -127.f / max;
+        const __m512 is = _mm512_set1_ps(iscale);
+        for (int j = 0; j < QK_K; j += 16) {
+            __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(is, _mm512_loadu_ps(x + j)));
+            v = _mm512_min_epi32(v, _mm512_set1_epi32(127));
+            _mm_storeu_si128((__m128i *)(y[i].qs + j), _mm512_cvtsepi32_epi8(v));
+            y[i].bsums[j / 16] = (int16_t)_mm512_reduce_add_epi32(v);
+        }
+        y[i].d = 1.f / iscale;
+    }
+}
+
 void quant_kernels_init_avx512(struct quant_kernels *k)
 {
     memset(k, 0, sizeof *k);
@@ -731,6 +1003,13 @@ void quant_kernels_init_avx512(struct quant_kernels *k)
     k->dot4[GGML_TYPE_F32] = dot4_f32;
     k->tile4[GGML_TYPE_F32] = tile4_f32;
     k->att_small = att_small;
+    k->act[GGML_TYPE_Q8_K] = act_q8_K;
+    k->panel_prep[GGML_TYPE_Q8_0] = panel_prep_q8_0;
+    k->panel_prep[GGML_TYPE_Q4_0] = panel_prep_q4_0;
+    k->panel_prep[GGML_TYPE_Q4_K] = panel_prep_q4_K;
+    k->gemm16[GGML_TYPE_Q8_0] = gemm_q8_0;
+    k->gemm16[GGML_TYPE_Q4_0] = gemm_q4_0;
+    k->gemm16[GGML_TYPE_Q4_K] = gemm_q4_K;
 }
 
 #else
