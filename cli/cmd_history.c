@@ -21,7 +21,7 @@ static const char log_usage[] =
     "code points, and the \"via\" tag of changes a tool (the on-device model) made\n"
     "on the author's behalf. With PATH, only the changes that touched that file.\n"
     "--json prints an array of objects with id, time, time_ms, author, device,\n"
-    "paths, inserted, deleted, via.\n";
+    "paths, inserted, deleted, via, notes (suggestions and comments added or closed).\n";
 
 typedef struct log_row {
     char id[KITH_WS_ID_HEX + 1];
@@ -36,9 +36,10 @@ typedef struct log_ctx {
     size_t n, cap;
 } log_ctx;
 
+/* "a.md, b.md, 1 note": the files, then the suggestions and comments. */
 static char *join_paths(const kith_ws_change *c)
 {
-    size_t len = 1;
+    size_t len = 32;
     for (size_t i = 0; i < c->npaths; i++)
         len += strlen(c->paths[i]) + 2;
     char *s = malloc(len);
@@ -50,6 +51,9 @@ static char *join_paths(const kith_ws_change *c)
             strcat(s, ", ");
         strcat(s, c->paths[i]);
     }
+    if (c->nnotes)
+        snprintf(s + strlen(s), 32, "%s%zu note%s", c->npaths ? ", " : "", c->nnotes,
+                 c->nnotes == 1 ? "" : "s");
     return s;
 }
 
@@ -67,6 +71,7 @@ static int log_change(const kith_ws_change *c, void *vctx)
                               c->device, "paths", paths, "inserted", (json_int_t)c->inserted,
                               "deleted", (json_int_t)c->deleted);
         json_object_set_new(j, "via", c->via ? json_string(c->via) : json_null());
+        json_object_set_new(j, "notes", json_integer((json_int_t)c->nnotes));
         json_array_append_new(x->o->acc, j);
         return 0;
     }

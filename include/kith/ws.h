@@ -164,6 +164,7 @@ typedef struct kith_ws_change {
     uint64_t deleted;
     size_t npaths;
     const char *const *paths; /* the files it touched, as named then */
+    size_t nnotes;            /* suggestions and comments it added or closed */
 } kith_ws_change;
 
 /* Calls @cb for each change, newest first, that touched @path (NULL: all),

@@ -27,18 +27,6 @@ typedef struct cu_ctx {
     int rc;
 } cu_ctx;
 
-/* Whether a change's path names a suggestion or comment rather than a file:
- * the log names them "note <8 hex digits>" (src/ws/notes.c). */
-static int is_note(const char *p)
-{
-    if (strncmp(p, "note ", 5) || strlen(p) != 13)
-        return 0;
-    for (int i = 5; i < 13; i++)
-        if (!isxdigit((unsigned char)p[i]))
-            return 0;
-    return 1;
-}
-
 static int cu_change(const kith_ws_change *c, void *vctx)
 {
     cu_ctx *x = vctx;
@@ -52,8 +40,6 @@ static int cu_change(const kith_ws_change *c, void *vctx)
     snprintf(who, sizeof who, "%s%s%s", c->author, c->via ? " via " : "", c->via ? c->via : "");
     size_t nfiles = 0;
     for (size_t p = 0; p < c->npaths; p++) {
-        if (is_note(c->paths[p]))
-            continue;
         nfiles++;
         size_t k = 0;
         while (k < cu->n_files && strcmp(cu->files[k].path, c->paths[p]))

@@ -159,6 +159,8 @@ static int resolve(kith_ws *ws, const char *spec, int64_t *change, char hash[KIT
             return ws_error(ws, KITH_EINVAL, "%s: ambiguous change id; give more digits", spec);
     }
     int64_t t;
+    if (!parse_time(spec, &t) && n >= 4 && n <= KITH_WS_ID_HEX && all_hex(spec))
+        return ws_error(ws, KITH_ENOTFOUND, "%s: no such change", spec);
     if (!parse_time(spec, &t))
         return ws_error(ws, KITH_EINVAL,
                         "%s: not a change id, nor a time ('2h ago', '2026-11-27', "
@@ -353,15 +355,22 @@ static int strvec_push(strvec *s, const char *str)
     return KITH_OK;
 }
 
-static int change_files(kith_ws *ws, sqlite3_stmt *st, int64_t change, strvec *paths, uint64_t *ins,
-                        uint64_t *del)
+/* The files change @change touched (notes counted apart: they are not
+ * files) and the code points it inserted and deleted in them. */
+static int change_files(kith_ws *ws, sqlite3_stmt *st, int64_t change, strvec *paths,
+                        kith_ws_change *c)
 {
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, change);
     strvec_clear(paths);
+    uint64_t *ins = &c->inserted, *del = &c->deleted;
     *ins = *del = 0;
     int src, rc = KITH_OK;
     while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_int(st, 3) == WS_NOTE) {
+            c->nnotes++;
+            continue;
+        }
         rc = strvec_push(paths, (const char *)sqlite3_column_text(st, 0));
         *ins += (uint64_t)sqlite3_column_int64(st, 1);
         *del += (uint64_t)sqlite3_column_int64(st, 2);
@@ -390,9 +399,7 @@ int kith_ws_log(kith_ws *ws, const char *path, size_t limit,
                         "JOIN authors a ON a.id=c.author ORDER BY c.id DESC LIMIT ?2");
     if (!rc)
         rc =
-            ws_prepare(ws, &files, "SELECT CASE kind WHEN 2 THEN 'note ' || substr(path, 13, 8) "
-                       "ELSE path END, ins * (kind != 2), del * (kind != 2) FROM edits "
-                       "WHERE change=? ORDER BY kind, path");
+            ws_prepare(ws, &files, "SELECT path, ins, del, kind FROM edits WHERE change=? ORDER BY path");
     if (rc) {
         sqlite3_finalize(st);
         return rc;
@@ -413,8 +420,7 @@ int kith_ws_log(kith_ws *ws, const char *path, size_t limit,
         c.author = (const char *)sqlite3_column_text(st, 3);
         c.device = dev;
         c.via = (const char *)sqlite3_column_text(st, 5);
-        if ((rc = change_files(ws, files, sqlite3_column_int64(st, 0), &paths, &c.inserted,
-                               &c.deleted)))
+        if ((rc = change_files(ws, files, sqlite3_column_int64(st, 0), &paths, &c)))
             break;
         c.npaths = paths.n;
         c.paths = (const char *const *)paths.v;
