@@ -3,7 +3,7 @@
  * (kith_sync): remotes (hubs), membership, keys, and the exchange of change
  * blobs. Local changes leave the device as kith_ws_changes_since payloads,
  * sealed with the workspace key and signed by this device (kith_blob_seal);
- * received blobs are opened and applied with kith_ws_apply_change, in order,
+ * received blobs are opened and applied with kith_ws_apply_change_from, in order,
  * holding back those whose parents have not arrived (KITH_EMISSING).
  *
  * State that is not the workspace's own lives in .kith/sync.db (SQLite:
@@ -137,7 +137,12 @@ KITH_API KITH_NODISCARD int kith_replica_bundle_apply(kith_replica *r, const cha
  * multicast beacons that name no workspace (a tag that rotates every 10
  * minutes, derived from the workspace key) and carry, encrypted with a key
  * derived from the workspace key, the device id and where it listens.
- * Found peers are logged and handed to the replica as they appear.
+ * With a replica (attached: kith_replica_attach), the daemon also listens
+ * for sessions (TLS 1.3 + WebSocket, the hub's frames) and syncs directly
+ * with each member it finds: the two authenticate each other over the TLS
+ * channel binding, each against its own verified membership chain, then
+ * exchange what the other lacks and stay live, as with a hub. LAN peers
+ * connected appear in .kith/sync-state.json ("lan").
  */
 typedef struct kith_lan kith_lan;
 
@@ -152,13 +157,17 @@ typedef struct kith_lan_opts {
 } kith_lan_opts;
 
 /* Starts beacons and listening on @uv_loop (a uv_loop_t *). @r may be NULL
- * (discovery only). The handle is the caller's (kith_lan_stop). */
+ * (discovery only); else it must be attached to the same loop, and sessions
+ * end with kith_lan_stop (or kith_replica_detach). The handle is the
+ * caller's (kith_lan_stop). */
 KITH_API KITH_NODISCARD int kith_lan_start(kith_replica *r, kith_ws *ws, void *uv_loop,
                                            const kith_lan_opts *opts, kith_lan **out /* OUT */);
 /* Interfaces changed: join the group on new ones and announce at once. */
 KITH_API void kith_lan_network_changed(kith_lan *lan);
 /* Peers heard from within the last three beacon intervals. */
 KITH_API size_t kith_lan_peers(const kith_lan *lan);
+/* Sessions with peers that are up (authenticated both ways). */
+KITH_API size_t kith_lan_sessions(const kith_lan *lan);
 /* Closes the sockets and timers (freed once the loop has closed them). Accepts NULL. */
 KITH_API void kith_lan_stop(kith_lan *lan);
 

@@ -38,7 +38,8 @@
 #define KITH_CAP_BYTES    32 /* invite capability seed and invite key */
 
 #define KITH_SYNC_PROTOCOL_VERSION 1
-#define KITH_BLOB_OVERHEAD         166 /* sealed size = plaintext + this */
+#define KITH_BLOB_OVERHEAD         166 /* sealed size <= plaintext + this (version 1: equal) */
+#define KITH_BLOB_MIN_OVERHEAD     123 /* sealed size >= plaintext + this (version 2) */
 #define KITH_BLOB_MAX_DEFAULT      (1u << 20)
 
 /* Roles, ordered: a higher role can do everything a lower one can. */
@@ -90,7 +91,10 @@ KITH_API enum kith_seq_check kith_vv_check(const kith_vv *vv, const uint8_t auth
 enum kith_blob_kind { KITH_BLOB_CHANGE = 1, KITH_BLOB_SNAPSHOT = 2 };
 
 typedef struct kith_blob_info {
-    uint8_t kind; /* enum kith_blob_kind */
+    uint8_t version; /* blob format: 2 (written), 1 (still read) */
+    uint8_t kind;    /* enum kith_blob_kind */
+    /* Version 1 carries the workspace id; version 2 only binds it, so
+     * kith_blob_parse leaves it zero and kith_blob_verify fills it in. */
     uint8_t ws_id[KITH_WS_ID_BYTES];
     uint8_t author[KITH_PK_BYTES];
     uint64_t seq;      /* author's counter, from 1 */
@@ -99,10 +103,11 @@ typedef struct kith_blob_info {
 } kith_blob_info;
 
 /*
- * Seals @plain for the wire: encrypted with @key (the workspace key of
- * @epoch), authenticated with the header as associated data, signed with
- * @author_sk. On success *out (kith_free) holds plain_len + KITH_BLOB_OVERHEAD
- * bytes.
+ * Seals @plain for the wire (blob version 2): encrypted with @key (the
+ * workspace key of @epoch), authenticated with @ws_id and the header as
+ * associated data, signed with @author_sk. On success *out (kith_free) holds
+ * plain_len + KITH_BLOB_MIN_OVERHEAD bytes, a few more for a large @seq or
+ * @epoch (varints). @seq is 1..INT64_MAX.
  */
 KITH_API KITH_NODISCARD int kith_blob_seal(enum kith_blob_kind kind,
                                            const uint8_t ws_id[KITH_WS_ID_BYTES],
@@ -116,9 +121,11 @@ KITH_API KITH_NODISCARD int kith_blob_seal(enum kith_blob_kind kind,
 KITH_API KITH_NODISCARD int kith_blob_parse(const uint8_t *blob, size_t len,
                                             kith_blob_info *info /* OUT */);
 
-/* kith_blob_parse + the author's signature (what the hub checks): KITH_EAUTH
- * when the signature does not verify. */
+/* kith_blob_parse + the author's signature (what the hub checks), for
+ * workspace @ws_id: KITH_EAUTH when the signature does not verify or the
+ * blob belongs to another workspace. */
 KITH_API KITH_NODISCARD int kith_blob_verify(const uint8_t *blob, size_t len,
+                                             const uint8_t ws_id[KITH_WS_ID_BYTES],
                                              kith_blob_info *info /* OUT */);
 
 /*
@@ -375,6 +382,11 @@ typedef struct kith_sync_client_opts {
     const uint8_t *genesis;     /* optional: expected hash of the chain's first op */
     kith_sync_callbacks cb;
     void *ud;
+    /* A LAN peer (docs/PROTOCOL.md 13.2), not a hub: the device id its
+     * beacon named. It must prove that identity on this TLS session (its
+     * AUTH before WELCOME) and sends no chain: ready gets @members NULL,
+     * and the caller checks the peer against its own chain. NULL: a hub. */
+    const uint8_t *peer_device;
 } kith_sync_client_opts;
 
 /* Starts connecting on @loop. The client is the caller's (kith_sync_client_free). */

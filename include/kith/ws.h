@@ -265,8 +265,10 @@ KITH_API KITH_NODISCARD int kith_ws_vv(kith_ws *ws, kith_ws_vv_entry **out /* OU
 /* Calls @cb, in causal order, with the payload of each change this replica
  * holds that a replica at @vv (@n entries) lacks: the change's metadata, its
  * per-file edits, its CRDT operations and its whole-file versions
- * (docs/FORMAT.md, "Change payload"). The payload is borrowed for the call;
- * a non-zero return from @cb stops the walk. */
+ * (docs/FORMAT.md, "Change payload", version 1: it leaves out the author and
+ * seq, which @cb gets beside it, so apply it with kith_ws_apply_change_from).
+ * The payload is borrowed for the call; a non-zero return from @cb stops the
+ * walk. */
 KITH_API KITH_NODISCARD int kith_ws_changes_since(kith_ws *ws, const kith_ws_vv_entry *vv, size_t n,
                                                   int (*cb)(const uint8_t author[32], uint64_t seq,
                                                             const uint8_t *payload, size_t len,
@@ -282,6 +284,16 @@ KITH_API KITH_NODISCARD int kith_ws_changes_since(kith_ws *ws, const kith_ws_vv_
 KITH_API KITH_NODISCARD int kith_ws_apply_change(kith_ws *ws, const uint8_t *payload, size_t len,
                                                  kith_ws_file_cb cb, void *ctx,
                                                  kith_ws_result *res /* OUT */);
+
+/* kith_ws_apply_change for a payload that is change @seq of @author (a
+ * device key), as the sealed blob that carried it says: version 1 payloads
+ * (what kith_ws_changes_since writes) do not repeat them. A version 0
+ * payload is taken too, and must name the same author and seq (else
+ * KITH_EAUTH). kith_ws_apply_change refuses version 1 (KITH_EINVAL). */
+KITH_API KITH_NODISCARD int kith_ws_apply_change_from(kith_ws *ws, const uint8_t author[32],
+                                                      uint64_t seq, const uint8_t *payload,
+                                                      size_t len, kith_ws_file_cb cb, void *ctx,
+                                                      kith_ws_result *res /* OUT */);
 
 /* Makes @dir a new replica (a new device) of the workspace an export @buf
  * came from: like kith_ws_init, then everything in the export is imported

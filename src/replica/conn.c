@@ -3,53 +3,23 @@
  * verbs (sync, remote add, invite, join, remove: built-in poll loop) and
  * live mode (the daemon's libuv loop, live.c). What arrives is checked
  * here before anything is applied: the blob's signature and workspace, that
- * its author may write, that the change payload inside names the same
- * author and seq as the blob (so no member can pass off a change as
- * another's), then kith_ws_apply_change. Blobs whose parents have not
+ * its author may write, then kith_ws_apply_change_from, which applies the
+ * payload inside as the change the blob names (a version 0 payload must
+ * name the same author and seq, so no member can pass off a change as
+ * another's). Blobs whose parents have not
  * arrived are kept in sync.db and applied by rp_drain once they have.
  */
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "replica/lan.h"
 #include "replica/replica_int.h"
 #include "util/util_int.h"
 
 #define SNAPSHOT_EVERY 256 /* changes on the hub between snapshots this device uploads */
 
 /* ---- checks and apply ---------------------------------------------------------------------- */
-
-static int varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v)
-{
-    *v = 0;
-    for (int s = 0; s < 64 && *pos < n; s += 7) {
-        uint8_t b = p[(*pos)++];
-        *v |= (uint64_t)(b & 0x7f) << s;
-        if (!(b & 0x80))
-            return 0;
-    }
-    return -1;
-}
-
-/* The author and seq a change payload names (docs/FORMAT.md, "Change payload"). */
-static int payload_head(const uint8_t *p, size_t n, uint8_t author[32], uint64_t *seq)
-{
-    size_t pos = 8;
-    uint64_t l;
-    if (n < 8 || memcmp(p, "KITHWC1\0", 8) != 0)
-        return -1;
-    if (varint(p, n, &pos, &l) || l > n - pos)
-        return -1;
-    pos += (size_t)l;
-    if (n - pos < 32)
-        return -1;
-    memcpy(author, p + pos, 32);
-    pos += 32;
-    if (varint(p, n, &pos, &l) || l > n - pos)
-        return -1;
-    pos += (size_t)l;
-    return varint(p, n, &pos, seq);
-}
 
 /* May @author write blobs sealed with @epoch? A current writer, or a former
  * one for blobs sealed before the removal moved the epoch on. */
@@ -83,10 +53,9 @@ static void on_file(const kith_ws_file *f, void *ctx)
 static int apply_blob(kith_replica *r, const kith_blob_info *info, const uint8_t *blob, size_t len,
                       kith_replica_report *rep)
 {
-    uint8_t key[32], author[32];
+    uint8_t key[32];
     uint8_t *plain = NULL;
     size_t pl = 0;
-    uint64_t seq = 0;
     kith_blob_info got;
     int rc = rp_key_get(r, info->epoch, key);
     if (rc)
@@ -95,14 +64,12 @@ static int apply_blob(kith_replica *r, const kith_blob_info *info, const uint8_t
     sodium_memzero(key, sizeof key);
     if (rc)
         return rp_fail(r, rc, "a change blob does not open: %s", kith_strerror(rc));
-    if (payload_head(plain, pl, author, &seq) != 0 || memcmp(author, info->author, 32) != 0 ||
-        seq != info->seq) {
-        rc = rp_fail(r, KITH_EAUTH, "a change blob carries a change of another author or seq");
-        goto out;
-    }
+    /* The change is the one the blob's header names: a version 1 payload
+     * takes its author and seq from there, a version 0 one must name them
+     * (a member could else pass off another's change). */
     kith_ws_result res;
     kith_replica_report tmp = {0};
-    rc = kith_ws_apply_change(r->ws, plain, pl, on_file, &tmp, &res);
+    rc = kith_ws_apply_change_from(r->ws, got.author, got.seq, plain, pl, on_file, &tmp, &res);
     if (rc == KITH_OK) {
         if (kith_vv_get(r->held, info->author) < info->seq &&
             kith_vv_set(r->held, info->author, info->seq) != KITH_OK)
@@ -114,7 +81,6 @@ static int apply_blob(kith_replica *r, const kith_blob_info *info, const uint8_t
     } else if (rc != KITH_EMISSING) {
         rp_fail(r, rc, "a change from the hub does not apply: %s", kith_ws_errmsg(r->ws));
     }
-out:
     if (plain)
         sodium_memzero(plain, pl);
     kith_free(plain);
@@ -124,10 +90,10 @@ out:
 int rp_take_blob(kith_replica *r, const uint8_t *blob, size_t len, kith_replica_report *rep)
 {
     kith_blob_info info;
-    int rc = kith_blob_verify(blob, len, &info);
+    int rc = kith_blob_verify(blob, len, r->ws_id, &info);
     if (rc)
         return rp_fail(r, rc, "refused a blob: %s", kith_strerror(rc));
-    if (info.kind != KITH_BLOB_CHANGE || memcmp(info.ws_id, r->ws_id, 16) != 0)
+    if (info.kind != KITH_BLOB_CHANGE)
         return rp_fail(r, KITH_EINVAL, "refused a blob of another kind or workspace");
     if (kith_vv_check(r->held, info.author, info.seq) == KITH_SEQ_DUP)
         return KITH_OK;
@@ -412,6 +378,7 @@ static void cb_blob(void *ud, kith_sync_client *c, const uint8_t *blob, size_t l
         return;
     if (rp_take_blob(k->r, blob, len, &k->rep) != KITH_OK)
         kith_log(KITH_LOG_WARN, "replica: %s", k->r->err);
+    rp_lan_changed(k->r); /* LAN peers get it too */
     if (k->live && k->caught_up)
         rp_state_write(k->r, 1);
 }

@@ -12,6 +12,10 @@
  * Sends use uv_udp_try_send after pointing IP_MULTICAST_IF at one
  * interface at a time: a queued uv_udp_send could leave after the next
  * interface was chosen.
+ *
+ * With a replica, the daemon also listens for sessions (lanpeer.c) and its
+ * beacons say where: a found member is handed to the replica, which
+ * connects to it when its own device id is the smaller of the two.
  */
 #include <sodium.h>
 #include <stdlib.h>
@@ -155,6 +159,8 @@ struct kith_lan {
     uint8_t ws_id[16];
     uint8_t device[32];
     uint8_t instance[LAN_INSTANCE_LEN];
+    uint16_t port;         /* where sessions are served; 0: discovery only */
+    uint8_t fp[32];        /* SHA-256 of that listener's certificate */
     struct lan_keys *keys; /* sodium_malloc'd */
     uint32_t key_epoch;
     struct in_addr joined[IFACES_MAX];
@@ -201,6 +207,7 @@ static struct lan_peer *find_peer(kith_lan *l, const uint8_t instance[LAN_INSTAN
 static void note_peer(kith_lan *l, const struct lan_beacon *b, const struct sockaddr_in *from)
 {
     struct lan_peer *p = find_peer(l, b->instance);
+    int first = !p;
     char dev[13], ip[INET_ADDRSTRLEN];
     hex12(b->device, dev);
     uv_ip4_name(from, ip, sizeof ip);
@@ -218,9 +225,10 @@ static void note_peer(kith_lan *l, const struct lan_beacon *b, const struct sock
     p->port = b->port;
     memcpy(p->fingerprint, b->fingerprint, 32);
     p->last_seen = uv_now(l->loop);
-    /* The session with a found peer (docs/PROTOCOL.md, "LAN", 3) is not
-     * implemented yet: the peer is known and logged, and sync goes through
-     * the hubs. */
+    /* Every beacon, not only the first: a session that ended is tried
+     * again at the next one (the beacon interval is the retry delay). */
+    if (l->r && l->port && b->port)
+        rp_lan_found(l->r, b->device, ip, b->port, b->fingerprint, first);
 }
 
 static void expire_peers(kith_lan *l)
@@ -311,7 +319,8 @@ static void send_beacon(kith_lan *l)
 {
     if (refresh_keys(l))
         return;
-    struct lan_beacon b = {.port = 0, .time_ms = now_unix_ms()};
+    struct lan_beacon b = {.port = l->port, .time_ms = now_unix_ms()};
+    memcpy(b.fingerprint, l->fp, 32);
     b.epoch = lan_epoch(b.time_ms / 1000);
     memcpy(b.instance, l->instance, LAN_INSTANCE_LEN);
     memcpy(b.device, l->device, 32);
@@ -427,6 +436,11 @@ int kith_lan_start(kith_replica *r, kith_ws *ws, void *uv_loop, const kith_lan_o
         kith_lan_stop(l);
         return rc;
     }
+    /* Sessions need a live replica; without one, discovery still runs. */
+    if (r && rp_lan_open(r, &l->port, l->fp) == KITH_OK)
+        kith_log(KITH_LOG_INFO, "lan: listening for peers on TCP port %u", l->port);
+    else if (r)
+        kith_log(KITH_LOG_WARN, "lan: no LAN sessions: %s", kith_replica_errmsg(r));
     uv_timer_start(&l->timer, on_tick, 0, 0);
     *out = l;
     return KITH_OK;
@@ -448,11 +462,18 @@ size_t kith_lan_peers(const kith_lan *lan)
     return lan ? lan->npeers : 0;
 }
 
+size_t kith_lan_sessions(const kith_lan *lan)
+{
+    return lan && lan->r && lan->port ? rp_lan_connected(lan->r) : 0;
+}
+
 void kith_lan_stop(kith_lan *lan)
 {
     if (!lan || lan->closing)
         return;
     lan->closing = 1;
+    if (lan->r && lan->port)
+        rp_lan_close(lan->r);
     uv_close((uv_handle_t *)&lan->udp, on_closed);
     uv_close((uv_handle_t *)&lan->timer, on_closed);
 }

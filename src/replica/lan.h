@@ -8,6 +8,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "kith/replica.h"
 
 #define LAN_EPOCH_S      600 /* the tag rotates every 10 minutes */
 #define LAN_BEACON_LEN   158
@@ -46,5 +49,25 @@ void lan_beacon_seal(const struct lan_keys *k, const struct lan_beacon *b,
  */
 int lan_beacon_open(const struct lan_keys *k, uint64_t now_epoch, const uint8_t *buf, size_t len,
                     struct lan_beacon *b /* OUT */);
+
+/*
+ * LAN sessions (src/replica/lanpeer.c; PROTOCOL.md "LAN", 3). The replica
+ * listens once attached; discovery hands it the peers it finds. All of
+ * these run on the replica's loop thread and do nothing without rp_lan_open.
+ */
+/* Starts listening (TLS 1.3 + WebSocket on a free TCP port, certificate in
+ * .kith/lan/); *port and @fp are what beacons announce. */
+int rp_lan_open(kith_replica *r, uint16_t *port /* OUT */, uint8_t fp[32] /* OUT */);
+/* Ends every session and stops listening. Accepts a replica without LAN. */
+void rp_lan_close(kith_replica *r);
+/* A member's beacon: connect to it unless a session is up (or it connects to us). */
+void rp_lan_found(kith_replica *r, const uint8_t device[32], const char *ip, uint16_t port,
+                  const uint8_t fp[32], int first);
+/* The replica's vector may have grown: send each session what it lacks, soon. */
+void rp_lan_changed(kith_replica *r);
+/* Sessions authenticated and open. */
+size_t rp_lan_connected(const kith_replica *r);
+/* The state file's "lan" member: ,"lan":[{...},...] */
+void rp_lan_state_json(const kith_replica *r, FILE *f);
 
 #endif

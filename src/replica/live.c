@@ -12,6 +12,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "replica/lan.h"
 #include "replica/replica_int.h"
 #include "util/util_int.h"
 
@@ -117,6 +118,7 @@ void kith_replica_local_changed(kith_replica *r)
     for (struct rconn *k = r->conns; k; k = k->next)
         if (k->ready && !k->closed && k->got_hub_vv && rp_push_missing(k) != KITH_OK)
             kith_log(KITH_LOG_WARN, "replica: %s", r->err);
+    rp_lan_changed(r);
     /* Offline, the state file says so: `kith status` shows it. */
     rp_state_write(r, any_online(r));
 }
@@ -141,6 +143,7 @@ void kith_replica_detach(kith_replica *r)
 {
     if (!r || !r->attached)
         return;
+    rp_lan_close(r); /* its listener lives on the sync loop freed below */
     r->attached = 0;
     while (r->conns) {
         struct rconn *k = r->conns;

@@ -59,6 +59,7 @@ struct kith_replica {
     void *uv_loop;
     struct rconn *conns;
     int attached;
+    struct rp_lan *lan; /* LAN sessions (lanpeer.c); NULL unless the daemon listens */
 };
 
 __attribute__((format(printf, 3, 4))) int rp_fail(kith_replica *r, int rc, const char *fmt, ...);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "replica/lan.h"
 #include "replica/replica_int.h"
 #include "sync/sync_int.h"
 #include "util/util_int.h"
@@ -468,7 +469,9 @@ int rp_state_write(kith_replica *r, int online)
         first = 0;
     }
     sqlite3_finalize(st);
-    fprintf(f, "],\"pending\":%llu}\n", (unsigned long long)most);
+    fputc(']', f);
+    rp_lan_state_json(r, f); /* LAN peers connected (lanpeer.c) */
+    fprintf(f, ",\"pending\":%llu}\n", (unsigned long long)most);
     kith_vv_free(mine);
     int bad = ferror(f) != 0;
     bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;

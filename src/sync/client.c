@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "sync/sync_int.h"
+#include "sync/sync_lan.h"
 #include "util/util_int.h"
 
 struct kith_sync_loop {
@@ -45,6 +46,8 @@ struct kith_sync_client {
     uint8_t ws_id[16], pk[32];
     const uint8_t *sk;
     int pinned, anchored;
+    int lan, peer_ok; /* a LAN peer (opts.peer_device); its AUTH verified */
+    uint8_t peer_pk[32], nonce[32];
     uint8_t fp[32], genesis[32], cap_seed[32], cb[32];
     uint8_t *genesis_op, *join_op, *wrapped;
     size_t genesis_op_len, join_op_len, wrapped_len;
@@ -131,6 +134,7 @@ static void on_challenge(kith_sync_client *c, const struct sync_msg *m)
     uint8_t tr[113], sig[64], extra[96];
     const uint8_t *x = NULL;
     size_t xl = 0;
+    memcpy(c->nonce, m->u.challenge.nonce, 32); /* a LAN peer signs it too */
     sync_auth_transcript(tr, m->u.challenge.nonce, c->cb, c->ws_id, c->pk, (uint8_t)c->mode);
     int rc = sync_sign(SYNC_AUTH_CTX, tr, sizeof tr, c->sk, sig);
     if (c->mode == KITH_SYNC_REGISTER) {
@@ -194,8 +198,35 @@ static int load_chain(kith_sync_client *c, const struct sync_msg *m)
     return KITH_OK;
 }
 
+/* A LAN peer's proof of identity (PROTOCOL.md 13.2): its signature over
+ * our challenge's nonce and this session's binding, with the LAN context. */
+static void on_peer_auth(kith_sync_client *c, const struct sync_msg *m)
+{
+    uint8_t tr[113];
+    sync_auth_transcript(tr, c->nonce, c->cb, c->ws_id, m->u.auth.device_pk, 0);
+    if (c->peer_ok || memcmp(m->u.auth.ws_id, c->ws_id, 16) != 0 || m->u.auth.mode != 0 ||
+        m->u.auth.extra_len != 0 || memcmp(m->u.auth.device_pk, c->peer_pk, 32) != 0) {
+        fail(c, SYNC_ST_BAD_AUTH, "LAN peer is not the device its beacon named");
+        return;
+    }
+    if (sync_verify(SYNC_LAN_AUTH_CTX, tr, sizeof tr, c->peer_pk, m->u.auth.sig) != KITH_OK) {
+        fail(c, SYNC_ST_BAD_AUTH, "LAN peer's authentication signature does not verify");
+        return;
+    }
+    c->peer_ok = 1;
+}
+
 static void on_welcome(kith_sync_client *c, const struct sync_msg *m)
 {
+    if (c->lan) {
+        /* No chain from a peer: the caller checks it against its own. */
+        if (!c->peer_ok || m->u.welcome.ops.n != 0) {
+            fail(c, SYNC_ST_BAD_AUTH, "LAN peer did not prove its identity");
+            return;
+        }
+        become_ready(c, m->u.welcome.role);
+        return;
+    }
     if (load_chain(c, m) != KITH_OK) {
         fail(c, SYNC_ST_INVALID, "%s", c->err);
         return;
@@ -312,6 +343,12 @@ static void deliver_vv(kith_sync_client *c, const uint8_t *e, uint32_t n, const 
 static void on_ready_frame(kith_sync_client *c, const struct sync_msg *m)
 {
     char text[SYNC_TEXT_MAX + 1];
+    if (c->lan && (m->type == SYNC_MEMBER_RESULT || m->type == SYNC_MEMBER_UPDATE ||
+                   m->type == SYNC_SNAPSHOT)) {
+        /* Membership and snapshots come from a hub, which orders them. */
+        fail(c, SYNC_ST_BAD_STATE, "unexpected message type 0x%02x from a LAN peer", m->type);
+        return;
+    }
     switch (m->type) {
     case SYNC_HELLO_REPLY:
         deliver_vv(c, m->u.hello_reply.vv, m->u.hello_reply.n, NULL, 0, 0);
@@ -375,6 +412,8 @@ static void on_frame(kith_sync_client *c)
         on_ready_frame(c, &m);
     } else if (m.type == SYNC_CHALLENGE) {
         on_challenge(c, &m);
+    } else if (m.type == SYNC_AUTH && c->lan && c->state == KITH_SYNC_AUTHENTICATING) {
+        on_peer_auth(c, &m);
     } else if (m.type == SYNC_WELCOME) {
         on_welcome(c, &m);
     } else if (m.type == SYNC_MEMBER_RESULT && c->join_op) {
@@ -500,6 +539,11 @@ int kith_sync_loop_run(kith_sync_loop *l, int timeout_ms)
     return KITH_OK;
 }
 
+struct lws_context *sync_loop_context(kith_sync_loop *l)
+{
+    return l->ctx;
+}
+
 void kith_sync_loop_break(kith_sync_loop *l)
 {
     l->brk = 1;
@@ -582,6 +626,10 @@ int kith_sync_client_new(kith_sync_loop *loop, const kith_sync_client_opts *o,
     if (o->genesis) {
         c->anchored = 1;
         memcpy(c->genesis, o->genesis, 32);
+    }
+    if (o->peer_device) {
+        c->lan = 1;
+        memcpy(c->peer_pk, o->peer_device, 32);
     }
     if (o->cap_seed)
         memcpy(c->cap_seed, o->cap_seed, 32);

@@ -537,11 +537,14 @@ static unsigned check_blob(kith_hub *h, struct hconn *c, const uint8_t *blob, si
         *why = "readers may not push";
         return SYNC_ST_FORBIDDEN;
     }
-    if (len > h->max_blob + KITH_BLOB_OVERHEAD) {
+    if (info->plain_len > h->max_blob) {
         *why = "blob too big";
         return SYNC_ST_TOO_BIG;
     }
-    if (memcmp(info->ws_id, c->ws->ws_id, 16) != 0 || info->kind != kind) {
+    /* A version 2 blob binds the workspace without naming it: one of
+     * another workspace fails the signature check below. */
+    if ((info->version == 1 && memcmp(info->ws_id, c->ws->ws_id, 16) != 0) ||
+        info->kind != kind) {
         *why = "blob for another workspace or of the wrong kind";
         return SYNC_ST_INVALID;
     }
@@ -549,7 +552,7 @@ static unsigned check_blob(kith_hub *h, struct hconn *c, const uint8_t *blob, si
         *why = "author is not a writer of this workspace";
         return SYNC_ST_FORBIDDEN;
     }
-    if (kith_blob_verify(blob, len, info) != KITH_OK) {
+    if (kith_blob_verify(blob, len, c->ws->ws_id, info) != KITH_OK) {
         *why = "bad signature";
         return SYNC_ST_BAD_SIGNATURE;
     }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "ws/change1.h"
 #include "ws/ws_int.h"
 
 static const uint8_t magic[8] = {'K', 'I', 'T', 'H', 'W', 'X', '1', 0};
@@ -1560,9 +1561,14 @@ int kith_ws_changes_since(kith_ws *ws, const kith_ws_vv_entry *vv, size_t n,
         if (seq <= vv_seq(vv, n, key))
             continue;
         wbuf w = {0};
+        uint8_t *v1 = NULL;
+        size_t v1len = 0;
         rc = change_payload(ws, sqlite3_column_int64(st, 0), &w);
-        if (!rc && cb(key, seq, w.p, w.n, ctx))
+        if (!rc)
+            rc = ws_change_pack(ws, key, seq, w.p, w.n, &v1, &v1len);
+        if (!rc && cb(key, seq, v1, v1len, ctx))
             rc = KITH_ECANCELED;
+        kith_free(v1);
         kith_free(w.p);
     }
     if (!rc && src != SQLITE_DONE)
@@ -1691,14 +1697,16 @@ static int held_seq(kith_ws *ws, const uint8_t key[32], uint64_t *out)
     return rc;
 }
 
-int kith_ws_apply_change(kith_ws *ws, const uint8_t *buf, size_t len, kith_ws_file_cb cb, void *ctx,
-                         kith_ws_result *res)
+/* Applies a version 0 payload; with @author, it must be that author's
+ * change @seq. */
+static int apply_v0(kith_ws *ws, const uint8_t *author, uint64_t seq, const uint8_t *buf,
+                    size_t len, kith_ws_file_cb cb, void *ctx, kith_ws_result *res)
 {
-    memset(res, 0, sizeof *res);
-    ws->err[0] = 0;
     xport x;
     uint64_t held = 0;
     int rc = parse_change(ws, buf, len, &x);
+    if (!rc && author && (memcmp(x.authors[0].key, author, 32) || x.changes[0].seq != seq))
+        rc = ws_error(ws, KITH_EAUTH, "the change names another author or seq than its sender");
     if (!rc)
         rc = held_seq(ws, x.authors[0].key, &held);
     if (!rc && x.changes[0].seq <= held) { /* had it already */
@@ -1719,5 +1727,41 @@ int kith_ws_apply_change(kith_ws *ws, const uint8_t *buf, size_t len, kith_ws_fi
     if (!rc)
         ws_change_hash(x.authors[0].key, (int64_t)x.changes[0].seq, res->change);
     xport_free(&x);
+    return rc;
+}
+
+int kith_ws_apply_change(kith_ws *ws, const uint8_t *buf, size_t len, kith_ws_file_cb cb, void *ctx,
+                         kith_ws_result *res)
+{
+    memset(res, 0, sizeof *res);
+    ws->err[0] = 0;
+    if (ws_change_is_v1(buf, len))
+        return ws_error(ws, KITH_EINVAL, "a change of version 1 needs its author and seq "
+                                         "(kith_ws_apply_change_from)");
+    return apply_v0(ws, NULL, 0, buf, len, cb, ctx, res);
+}
+
+int kith_ws_apply_change_from(kith_ws *ws, const uint8_t author[32], uint64_t seq,
+                              const uint8_t *buf, size_t len, kith_ws_file_cb cb, void *ctx,
+                              kith_ws_result *res)
+{
+    memset(res, 0, sizeof *res);
+    ws->err[0] = 0;
+    if (!ws_change_is_v1(buf, len))
+        return apply_v0(ws, author, seq, buf, len, cb, ctx, res);
+    uint64_t held = 0;
+    int rc = seq == 0 ? ws_error(ws, KITH_EINVAL, "a change's seq starts at 1")
+                      : held_seq(ws, author, &held);
+    if (rc || seq <= held) /* had it already */
+        return rc;
+    if (seq > held + 1)
+        return ws_error(ws, KITH_EMISSING, "change %llu of its author arrived before change %llu",
+                        (unsigned long long)seq, (unsigned long long)held + 1);
+    uint8_t *v0 = NULL;
+    size_t v0len = 0;
+    rc = ws_change_unpack(ws, author, seq, buf, len, &v0, &v0len);
+    if (!rc)
+        rc = apply_v0(ws, author, seq, v0, v0len, cb, ctx, res);
+    kith_free(v0);
     return rc;
 }

@@ -31,12 +31,17 @@ static void check_blob(const uint8_t *b, size_t n)
     MUST(rc == KITH_OK || rc == KITH_ECORRUPT || rc == KITH_EVERSION);
     if (rc)
         return;
-    MUST(info.plain_len + KITH_BLOB_OVERHEAD == n && info.seq > 0);
-    rc = kith_blob_verify(b, n, &info);
+    MUST(info.plain_len + KITH_BLOB_MIN_OVERHEAD <= n &&
+         info.plain_len + KITH_BLOB_OVERHEAD >= n && info.seq > 0);
+    MUST(info.version == 2 || info.plain_len + KITH_BLOB_OVERHEAD == n);
+    /* version 2 does not name its workspace: try the first bytes' */
+    uint8_t ws[16] = {0};
+    memcpy(ws, info.version == 1 ? info.ws_id : b, 16);
+    rc = kith_blob_verify(b, n, ws, &info);
     MUST(rc == KITH_OK || rc == KITH_EAUTH);
     uint8_t key[32] = {0}, *pt = (uint8_t *)&pt;
     size_t pl = 7;
-    rc = kith_blob_open(b, n, info.ws_id, key, &info, &pt, &pl);
+    rc = kith_blob_open(b, n, ws, key, &info, &pt, &pl);
     MUST(rc != KITH_OK || pl == info.plain_len);
     if (rc)
         MUST(pt == NULL && pl == 0);

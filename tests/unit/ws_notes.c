@@ -84,17 +84,21 @@ static kith_ws *join(const char *name, const char *user, kith_ws *from)
 typedef struct payloads {
     uint8_t **p;
     size_t *len;
+    uint8_t (*author)[32];
+    uint64_t *seq;
     size_t n;
 } payloads;
 
 static int collect(const uint8_t author[32], uint64_t seq, const uint8_t *payload, size_t len,
                    void *ctx)
 {
-    (void)author;
-    (void)seq;
     payloads *ps = ctx;
     ps->p = realloc(ps->p, (ps->n + 1) * sizeof *ps->p);
     ps->len = realloc(ps->len, (ps->n + 1) * sizeof *ps->len);
+    ps->author = realloc(ps->author, (ps->n + 1) * sizeof *ps->author);
+    ps->seq = realloc(ps->seq, (ps->n + 1) * sizeof *ps->seq);
+    memcpy(ps->author[ps->n], author, 32);
+    ps->seq[ps->n] = seq;
     ps->p[ps->n] = malloc(len);
     memcpy(ps->p[ps->n], payload, len);
     ps->len[ps->n++] = len;
@@ -112,11 +116,14 @@ static int sync_to(kith_ws *from, kith_ws *to)
     if (!rc)
         rc = kith_ws_changes_since(from, vv, n, collect, &ps);
     for (size_t i = 0; !rc && i < ps.n; i++)
-        rc = kith_ws_apply_change(to, ps.p[i], ps.len[i], NULL, NULL, &r);
+        rc = kith_ws_apply_change_from(to, ps.author[i], ps.seq[i], ps.p[i], ps.len[i], NULL, NULL,
+                                       &r);
     for (size_t i = 0; i < ps.n; i++)
         free(ps.p[i]);
     free(ps.p);
     free(ps.len);
+    free(ps.author);
+    free(ps.seq);
     kith_free(vv);
     return rc;
 }

@@ -427,6 +427,8 @@ TT_TEST(three_replicas_converge)
 typedef struct payloads {
     uint8_t *p[64];
     size_t len[64];
+    uint8_t author[64][32];
+    uint64_t seq[64];
     int n;
 } payloads;
 
@@ -435,6 +437,8 @@ static int collect(const uint8_t author[32], uint64_t seq, const uint8_t *payloa
 {
     payloads *ps = ctx;
     if (ps->n < 64) {
+        memcpy(ps->author[ps->n], author, 32);
+        ps->seq[ps->n] = seq;
         ps->p[ps->n] = malloc(len);
         memcpy(ps->p[ps->n], payload, len);
         ps->len[ps->n++] = len;
@@ -460,7 +464,8 @@ static int sync_changes(kith_ws *from, kith_ws *to)
     if (!rc)
         rc = kith_ws_changes_since(from, vv, n, collect, &ps);
     for (int i = 0; !rc && i < ps.n; i++)
-        rc = kith_ws_apply_change(to, ps.p[i], ps.len[i], NULL, NULL, &r);
+        rc = kith_ws_apply_change_from(to, ps.author[i], ps.seq[i], ps.p[i], ps.len[i], NULL, NULL,
+                                       &r);
     kith_free(vv);
     payloads_free(&ps);
     return rc;
@@ -496,13 +501,19 @@ TT_TEST(change_by_change_sync)
     TT_OK(kith_ws_changes_since(a, vv, n, collect, &ps));
     kith_free(vv);
     TT_EQ(ps.n, 2);
-    TT_EQ(kith_ws_apply_change(b, ps.p[1], ps.len[1], NULL, NULL, &r), KITH_EMISSING);
-    TT_OK(kith_ws_apply_change(b, ps.p[0], ps.len[0], NULL, NULL, &r));
-    TT_OK(kith_ws_apply_change(b, ps.p[1], ps.len[1], NULL, NULL, &r));
-    TT_OK(kith_ws_apply_change(b, ps.p[1], ps.len[1], NULL, NULL, &r)); /* duplicate */
-    /* A damaged payload is refused. */
-    ps.p[0][ps.len[0] / 2] ^= 1;
-    TT_EQ(kith_ws_apply_change(a, ps.p[0], ps.len[0], NULL, NULL, &r), KITH_ECORRUPT);
+#define APPLY(i) kith_ws_apply_change_from(b, ps.author[i], ps.seq[i], ps.p[i], ps.len[i], NULL, \
+                                           NULL, &r)
+    TT_EQ(APPLY(1), KITH_EMISSING);
+    /* Version 1 payloads need the author and seq their blob names. */
+    TT_EQ(kith_ws_apply_change(b, ps.p[0], ps.len[0], NULL, NULL, &r), KITH_EINVAL);
+    /* A truncated payload is refused. */
+    TT_EQ(kith_ws_apply_change_from(b, ps.author[0], ps.seq[0], ps.p[0], ps.len[0] - 1, NULL,
+                                    NULL, &r),
+          KITH_ECORRUPT);
+    TT_OK(APPLY(0));
+    TT_OK(APPLY(1));
+    TT_OK(APPLY(1)); /* duplicate */
+#undef APPLY
     payloads_free(&ps);
     TT_OK(sync_changes(b, a));
     TT_OK(sync_changes(a, b));

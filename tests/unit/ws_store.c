@@ -102,10 +102,15 @@ static void user_saves(void *ctx)
     }
 }
 
+static uint8_t grab_author[32];
+static uint64_t grab_seq;
+
 static int grab(const uint8_t author[32], uint64_t seq, const uint8_t *payload, size_t len,
                 void *ctx)
 {
     uint8_t **p = ctx;
+    memcpy(grab_author, author, 32);
+    grab_seq = seq;
     *p = malloc(len + sizeof(size_t));
     memcpy(*p, &len, sizeof len);
     memcpy(*p + sizeof len, payload, len);
@@ -158,7 +163,8 @@ TT_TEST(save_during_merge_write_is_kept)
     snprintf(fb, sizeof fb, "%s/x.md", db);
     b->test_before_writes = user_saves;
     b->test_ctx = fb;
-    TT_OK(kith_ws_apply_change(b, payload + sizeof plen, plen, NULL, NULL, &r));
+    TT_OK(kith_ws_apply_change_from(b, grab_author, grab_seq, payload + sizeof plen, plen, NULL,
+                                    NULL, &r));
     b->test_before_writes = NULL;
     free(payload);
     char *text = slurp(fb);
@@ -221,7 +227,8 @@ TT_TEST(save_after_crash_before_merge_write_is_kept)
         if (kith_ws_open(db, &c))
             _exit(2);
         c->test_before_writes = crash;
-        if (kith_ws_apply_change(c, payload + sizeof plen, plen, NULL, NULL, &r))
+        if (kith_ws_apply_change_from(c, grab_author, grab_seq, payload + sizeof plen, plen, NULL,
+                                      NULL, &r))
             _exit(4);
         _exit(3); /* the hook did not run */
     }
