@@ -17,7 +17,8 @@ static const char usage[] =
     "usage: kith sync [--timeout SECONDS] [--json]\n\n"
     "Records the folder's edits, then syncs once with every remote: pushes the\n"
     "changes a hub lacks (sealed and signed), pulls the ones this device lacks\n"
-    "and writes them into the files. Reports what moved.\n";
+    "and writes them into the files. Reports what moved. LAN peers sync through\n"
+    "a running 'kith daemon' (docs/PROTOCOL.md 13), not this command.\n";
 
 static const char *plural(size_t n)
 {

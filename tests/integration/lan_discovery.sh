@@ -6,8 +6,9 @@
 # otherwise 5 s apart). A daemon of another workspace on the same LAN and
 # port hears every beacon but finds no one, and is found by no one.
 #
-# LAN sessions (docs/PROTOCOL.md 10.3) are not implemented yet: this test
-# covers discovery only, and says so.
+# This test covers discovery (docs/PROTOCOL.md 13.1); the two devices are
+# copies of one folder (one device id), so they open no session.
+# lan_sync.sh covers sessions (13.2) between real members.
 #
 # Needs root and iproute2 (ip netns, veth); otherwise it says why, and
 # skips.
@@ -101,7 +102,7 @@ sleep 1.5 # several more beacons from everyone
 ! grep -q "lan: found device" "$tmp/log.c" && ok || bad "c (another workspace) found someone"
 
 # the beacons on the wire, caught by a plain listener in b's namespace:
-# 158 bytes, the tag of docs/PROTOCOL.md 10.1 recomputed here from the
+# 158 bytes, the tag of docs/PROTOCOL.md 13.1 recomputed here from the
 # workspace key, and neither the workspace id nor a device id in clear
 if command -v python3 >/dev/null; then
     cat >"$tmp/catch.py" <<'PY'
@@ -143,6 +144,5 @@ for l in a b c; do
     in_ns "$ns" "$KITH" -C "$tmp/$l" daemon stop >/dev/null && ok || bad "stop $l"
 done
 
-echo "note: LAN sessions are not implemented yet; this covers discovery only"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
