@@ -150,6 +150,19 @@ static void print_sync(json_t *st, int color)
                json_integer_value(json_object_get(rm, "pending")) == 1 ? "" : "s",
                err ? "; last error: " : "", err ? err : "");
     }
+    json_t *lan = json_object_get(st, "lan"), *p;
+    json_array_foreach(lan, i, p)
+    {
+        long long last = (long long)json_integer_value(json_object_get(p, "last_sync_ms"));
+        char at[64] = "never";
+        if (last)
+            cli_time(at, sizeof at, last, 0);
+        const char *dev = json_string_value(json_object_get(p, "device"));
+        printf("  LAN peer %.12s at %s, last sync %s (%lld pulled, %lld pushed)\n", dev ? dev : "?",
+               json_string_value(json_object_get(p, "address")) ?: "?", at,
+               (long long)json_integer_value(json_object_get(p, "pulled")),
+               (long long)json_integer_value(json_object_get(p, "pushed")));
+    }
 }
 
 int cmd_status(int argc, char **argv)

@@ -176,6 +176,8 @@ if command -v python3 >/dev/null; then
         bad "ann's state lists $(lanpeers "$tmp/ann/.kith/sync-state.json") LAN peers, not 2"
     k ann status --json >"$tmp/status.json"
     grep -q '"direction"' "$tmp/status.json" && ok || bad "kith status --json shows no LAN peer"
+    [ "$(k ann status | grep -c '^  LAN peer ')" = 2 ] && ok ||
+        bad "kith status does not list 2 LAN peers: $(k ann status)"
 fi
 
 # ---- another workspace on the same LAN gets nothing ----
