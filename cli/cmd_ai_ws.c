@@ -214,8 +214,13 @@ static void gen_free(gen *g)
 static int gen_load(gen *g)
 {
     char err[256];
-    int rc;
-    if (cli_ai_load_model(g->model_opt, &g->m, g->path, sizeof g->path))
+    int rc, tty = isatty(STDERR_FILENO);
+    if (tty) /* a real model takes a moment to map and check */
+        fputs("kith: loading the model ...", stderr);
+    rc = cli_ai_load_model(g->model_opt, &g->m, g->path, sizeof g->path);
+    if (tty)
+        fputs("\r\033[K", stderr);
+    if (rc)
         return 1;
     if ((rc = kith_vocab_load(g->path, &g->v, err, sizeof err)))
         return cli_error("cannot load the vocabulary of '%s': %s", g->path, err);
@@ -253,6 +258,16 @@ static int gen_fits(gen *g, const char *prompt)
     return kith_assist_fits(&g->lm, prompt);
 }
 
+/* A long prompt on a real model takes seconds: say how far it is, on a
+ * terminal, and clear the line before the text comes. */
+static void on_prompt(void *ud, size_t done, size_t total)
+{
+    if (done < total)
+        fprintf(stderr, "\rkith: reading the prompt: %zu/%zu tokens", done, total);
+    else
+        fputs("\r\033[K", stderr);
+}
+
 static int to_stdout(void *ud, const char *piece, size_t len)
 {
     fwrite(piece, 1, len, stdout);
@@ -278,6 +293,7 @@ static int gen_run(gen *g, const char *prompt, int show, char **out)
     sigemptyset(&sa.sa_mask);
     g->gp.parse_special = g->chat;
     g->gp.on_token = show ? to_stdout : isatty(STDERR_FILENO) ? to_stderr : NULL;
+    g->gp.on_prompt = isatty(STDERR_FILENO) ? on_prompt : NULL;
     if (!show && g->gp.on_token)
         fprintf(stderr, "kith: writing with %s ...\n", g->via + 3);
     canceled = 0;

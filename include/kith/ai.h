@@ -186,6 +186,9 @@ struct kith_gen_params {
     size_t n_stop;
     kith_token_fn on_token; /* streaming callback or NULL */
     void *ud;
+    /* Prompt processing progress, after each batch: @done of @total prompt
+     * tokens read (a long prompt on a real model takes seconds). Or NULL. */
+    void (*on_prompt)(void *ud, size_t done, size_t total);
 };
 KITH_API void kith_gen_params_init(struct kith_gen_params *p);
 

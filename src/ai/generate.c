@@ -124,7 +124,15 @@ int kith_generate(kith_ctx *c, const char *prompt, const struct kith_gen_params 
             max_stop = strlen(p.stop[i]);
 
     double t0 = now_s();
-    if (n_ids > 0) {
+    if (n_ids > 0 && p.on_prompt) { /* batch by batch, saying how far */
+        for (size_t i = 0; i < n_ids && !rc; i += (size_t)c->n_batch) {
+            size_t nb = n_ids - i < (size_t)c->n_batch ? n_ids - i : (size_t)c->n_batch;
+            if (atomic_load(&c->cancel))
+                rc = KITH_ECANCELED;
+            else if (!(rc = kith_eval(c, ids + i, nb, 0)))
+                p.on_prompt(p.ud, i + nb, n_ids);
+        }
+    } else if (n_ids > 0) {
         rc = kith_eval(c, ids, n_ids, 0);
     } else if (m->bos >= 0) { /* nothing to condition on: start from BOS */
         rc = kith_eval(c, (int32_t[]){m->bos}, 1, 0);
