@@ -35,6 +35,9 @@ has() { grep -qx -- "$2" "$1"; }
 
 # start_hub PORT: the hub on 127.0.0.1:PORT (0: any), data in $tmp/hub.
 start_hub() {
+    # a fresh file: the shell truncates it in the child, maybe after the
+    # wait below has seen the last start's line
+    rm -f "$tmp/hub.out"
     "$KITH" hub --listen "127.0.0.1:$1" --data "$tmp/hub" >"$tmp/hub.out" 2>>"$tmp/hub.log" &
     hub_pid=$!
     wait_for 5 test -s "$tmp/hub.out" || return 1

@@ -21,6 +21,7 @@ mkdir -p "$HOME"
 VIA=ai:stories260K-f32
 
 start_hub() { # [port]
+    rm -f "$T/hub.out" # else the wait below may see the last start's line
     "$KITH" hub --listen "127.0.0.1:${1:-0}" --data "$T/hubdata" >"$T/hub.out" 2>>"$T/hub.log" &
     HUBPID=$!
     for _ in $(seq 100); do grep -q '^hub: ' "$T/hub.out" 2>/dev/null && break; sleep 0.05; done

@@ -16,6 +16,7 @@ fail() { echo "FAIL: $*"; [ -f "$T/hub.log" ] && tail -5 "$T/hub.log"; exit 1; }
 CANARY="CANARY-7c1f-sync-three-$$"
 
 start_hub() { # [port]
+    rm -f "$T/hub.out" # else the wait below may see the last start's line
     "$KITH" hub --listen "127.0.0.1:${1:-0}" --data "$T/hubdata" >"$T/hub.out" 2>>"$T/hub.log" &
     HUBPID=$!
     for _ in $(seq 100); do grep -q '^hub: ' "$T/hub.out" 2>/dev/null && break; sleep 0.05; done
