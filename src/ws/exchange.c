@@ -959,6 +959,30 @@ static int journal(kith_ws *ws, const char *tmp, const char *path, const ws_doc 
     return rc;
 }
 
+/* Stages @text (@len bytes) as the new content of text document @d's file,
+ * through the journal, for ws_writes_finish after the commit: the scan of a
+ * save made from a stale buffer, whose merge with what arrived differs from
+ * what the editor wrote. @base is the version (store form) of what the file
+ * holds now. @d's stat becomes the staged file's. */
+int ws_stage_write(kith_ws *ws, ws_doc *d, const char *text, size_t len, const char *base)
+{
+    char *tmp = NULL;
+    struct stat st;
+    ostat was = stat_now(ws, d->path);
+    int rc = ws_write_tmp(ws, d->path, text, len, &st, &tmp);
+    if (!rc)
+        rc = journal(ws, tmp, d->path, d, base, was);
+    if (!rc) {
+        d->size = (int64_t)st.st_size;
+        d->mtime_ns = 0;
+        d->ino = (int64_t)st.st_ino;
+        d->dev = (int64_t)st.st_dev;
+        rc = ws_doc_save_stat(ws, d);
+    }
+    kith_free(tmp);
+    return rc;
+}
+
 /* Whether the file of @d holds the text of @base: the user may have saved
  * it after the scan that preceded this merge. Read after stat_now, so a
  * save after this check changes the stat that ws_writes_finish compares. */
@@ -1031,7 +1055,8 @@ static int stage_files(kith_ws *ws, touched *t, size_t nt)
  * such (the CRDT merges it with what arrived) and writes the result, trying
  * again if the user saves once more meanwhile.
  */
-static int concurrent_save(kith_ws *ws, int64_t docid, const char *base0, const char *rel)
+static int concurrent_save(kith_ws *ws, int64_t docid, const char *base0, const char *rel,
+                           const char *given, size_t given_len)
 {
     char *owned = NULL; /* the base after a retry */
     const char *base = base0;
@@ -1042,7 +1067,12 @@ static int concurrent_save(kith_ws *ws, int64_t docid, const char *base0, const 
         ws_change *c = NULL;
         struct stat st;
         ostat was = stat_now(ws, rel);
-        rc = ws_read_file(ws, rel, &data, &len, &st);
+        if (given && attempt == 0) { /* what was written into the replaced file */
+            rc = (data = kith_strndup(given, given_len)) ? KITH_OK : KITH_ENOMEM;
+            len = given_len;
+        } else {
+            rc = ws_read_file(ws, rel, &data, &len, &st);
+        }
         if (!rc && kith_utf8_count(data, len) < 0)
             rc = KITH_EUTF8; /* not text any more: the next scan takes it whole */
         if (!rc)
@@ -1067,7 +1097,7 @@ static int concurrent_save(kith_ws *ws, int64_t docid, const char *base0, const 
         kith_doc *doc = NULL;
         if (!rc && !(rc = ws_doc_crdt(ws, d, &doc)))
             rc = kith_doc_text(doc, &merged, &mlen);
-        if (!rc) {
+        if (!rc && !(given && attempt == 0)) { /* the file is still the merge's */
             d->size = (int64_t)st.st_size;
             d->mtime_ns = 0;
             d->ino = (int64_t)st.st_ino;
@@ -1182,6 +1212,111 @@ static int jrows_read(kith_ws *ws, jrow **out, size_t *n)
     return rc;
 }
 
+/* ---- writes into a replaced file ------------------------------------------------------ */
+
+/* Keeps @fd, the file that the journal row @r replaced (@st its stat now),
+ * open: a process that opened it before the replace may still write. */
+static void orphan_keep(kith_ws *ws, int fd, const jrow *r, const struct stat *st)
+{
+    struct stat fst;
+    if (fd < 0)
+        return;
+    if (fstat(fd, &fst) || fst.st_ino != st->st_ino || !r->base || !r->doc ||
+        kith_grow((void **)&ws->orphans, &ws->caporphans, ws->norphans + 1,
+                  sizeof *ws->orphans)) {
+        close(fd);
+        return;
+    }
+    struct ws_orphan *o = &ws->orphans[ws->norphans];
+    *o = (struct ws_orphan){fd,
+                            r->doc,
+                            kith_strndup(r->base, strlen(r->base)),
+                            kith_strndup(r->rel, strlen(r->rel)),
+                            (int64_t)fst.st_size,
+                            (int64_t)fst.st_mtim.tv_sec * 1000000000ll + fst.st_mtim.tv_nsec,
+                            ws_now_ms()};
+    if (!o->base || !o->rel) {
+        kith_free(o->base);
+        kith_free(o->rel);
+        close(fd);
+        return;
+    }
+    ws->norphans++;
+    if (ws->norphans > 64) /* a bound on open files: the oldest is checked now */
+        ws_orphans_check(ws, false);
+}
+
+/* What a writer put into the replaced file @o since: its whole text when it
+ * changed (caller frees), else NULL. */
+static char *orphan_read(const struct ws_orphan *o, size_t *len)
+{
+    struct stat st;
+    if (fstat(o->fd, &st) || st.st_size > (off_t)KITH_WS_TEXT_MAX ||
+        ((int64_t)st.st_size == o->size &&
+         (int64_t)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec == o->mtime))
+        return NULL;
+    char *buf = kith_malloc((size_t)st.st_size + 1);
+    size_t n = 0;
+    while (buf && n < (size_t)st.st_size) {
+        ssize_t got = pread(o->fd, buf + n, (size_t)st.st_size - n, (off_t)n);
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    if (!buf || n != (size_t)st.st_size || kith_utf8_count(buf, n) < 0) {
+        kith_free(buf);
+        return NULL; /* gone short, or not text: nothing to merge as text */
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+/*
+ * Merges what was written into files this process replaced (a shell's >>
+ * that opened the old file just before), as an edit made at the version the
+ * old file held, and closes those that no one can write into any more: all
+ * with @all (closing the workspace), else those replaced over a second ago
+ * (the next scan comes soon after a replace, which its own rename causes)
+ * and, past 64, the oldest.
+ */
+void ws_orphans_check(kith_ws *ws, bool all)
+{
+    int64_t now = ws_now_ms();
+    size_t keep = 0;
+    for (size_t i = 0; i < ws->norphans; i++) {
+        struct ws_orphan *o = &ws->orphans[i];
+        size_t len = 0;
+        char *data = orphan_read(o, &len);
+        if (data) {
+            kith_log(KITH_LOG_INFO, "%s: written into while kith replaced it; both kept", o->rel);
+            if (concurrent_save(ws, o->doc, o->base, o->rel, data, len))
+                kith_log(KITH_LOG_WARN, "%s: %s", o->rel, ws->err);
+            kith_free(data);
+            /* the new size is the baseline for later writes */
+            struct stat st;
+            if (!fstat(o->fd, &st)) {
+                o->size = (int64_t)st.st_size;
+                o->mtime = (int64_t)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec;
+            }
+        }
+        bool old = all || now - o->since_ms > 1000 || (ws->norphans - i > 64 && i == 0);
+        if (old) {
+            close(o->fd);
+            kith_free(o->base);
+            kith_free(o->rel);
+        } else {
+            ws->orphans[keep++] = *o;
+        }
+    }
+    ws->norphans = keep;
+    if (all) {
+        kith_free(ws->orphans);
+        ws->orphans = NULL;
+        ws->caporphans = 0;
+    }
+}
+
 /*
  * Renames the staged file over @path, which was checked to still be the
  * file staged against. A save can land between that check and the rename:
@@ -1191,8 +1326,9 @@ static int jrows_read(kith_ws *ws, jrow **out, size_t *n)
  * to merge it (ws_writes_finish). Where the exchange is not available (no
  * file there yet, or a file system without it), a plain rename.
  */
-static bool put_in_place(const jrow *r, const char *path)
+static bool put_in_place(kith_ws *ws, const jrow *r, const char *path)
 {
+    int old = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (renameat2(AT_FDCWD, r->tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
         struct stat st;
         bool expected = lstat(r->tmp, &st) == 0 && (int64_t)st.st_size == r->was.size &&
@@ -1201,12 +1337,17 @@ static bool put_in_place(const jrow *r, const char *path)
                             r->was.mtime;
         if (expected) {
             unlink(r->tmp);
+            orphan_keep(ws, old, r, &st);
             return true;
         }
+        if (old >= 0)
+            close(old);
         if (rename(r->tmp, path)) /* the save back in place */
             kith_log(KITH_LOG_WARN, "%s: %s", path, strerror(errno));
         return false;
     }
+    if (old >= 0)
+        close(old);
     if (rename(r->tmp, path) && errno != ENOENT)
         kith_log(KITH_LOG_WARN, "%s: %s", path, strerror(errno));
     return true;
@@ -1235,7 +1376,9 @@ int ws_writes_finish(kith_ws *ws, bool live)
         char path[PATH_MAX * 2];
         snprintf(path, sizeof path, "%s/%s", ws->root, r->rel);
         if (same && r->tmp) {
-            same = put_in_place(r, path);
+            same = put_in_place(ws, r, path);
+            if (same && r->base && r->doc)
+                ws_overwrite_note(ws, r->doc, r->base);
             if (!same) {
                 saved[i] = live && r->base;
                 if (!saved[i])
@@ -1266,7 +1409,7 @@ int ws_writes_finish(kith_ws *ws, bool live)
      * version the file held, merged with what arrived. */
     for (size_t i = 0; !rc && i < n; i++)
         if (saved[i])
-            rc = concurrent_save(ws, rows[i].doc, rows[i].base, rows[i].rel);
+            rc = concurrent_save(ws, rows[i].doc, rows[i].base, rows[i].rel, NULL, 0);
     kith_free(saved);
     jrows_free(rows, n);
     return rc;

@@ -274,6 +274,8 @@ static int record_content(walk *w, ws_doc *d, int what, const char *old_path, ta
     return rc;
 }
 
+static int stale_save(walk *w, ws_doc *d, char *base, const char *data, size_t len);
+
 static int take_found(walk *w, found *f)
 {
     kith_ws *ws = w->ws;
@@ -289,7 +291,11 @@ static int take_found(walk *w, found *f)
         return ws_change_warn(w->c, f->path, "%s; left as recorded", ws->err);
     }
     taken_as as = classify(data, len);
-    if (d) {
+    char *over = d && as == AS_TEXT && d->kind == WS_TEXT ? ws_overwrite_take(ws, d->id) : NULL;
+    if (d && over) {
+        stat_take(w, d, &st);
+        rc = stale_save(w, d, over, data, len);
+    } else if (d) {
         stat_take(w, d, &st);
         rc = record_content(w, d, KITH_WS_MODIFIED, NULL, as, data, len);
     } else if ((d = find_moved(w, f, data, len))) {
@@ -387,7 +393,9 @@ int kith_ws_scan(kith_ws *ws, kith_ws_file_cb cb, void *ctx, kith_ws_result *res
     /* A merge whose files a crash left unwritten is finished first, outside
      * the scan's transaction: a file the user saved over meanwhile is then
      * an edit made at the version it held, merged, not a rewrite of the
-     * merged text that would drop what arrived. */
+     * merged text that would drop what arrived. So is what a writer put
+     * into a file this process replaced. */
+    ws_orphans_check(ws, false);
     int rc = ws_writes_finish(ws, true);
     if (!rc)
         rc = ws_begin(ws);
@@ -400,6 +408,134 @@ int kith_ws_scan(kith_ws *ws, kith_ws_file_cb cb, void *ctx, kith_ws_result *res
         size_t n = strlen(ws->err);
         if (!strstr(ws->err, "nothing was recorded"))
             snprintf(ws->err + n, sizeof ws->err - n, "; nothing was recorded");
+        return rc;
     }
+    /* A stale save's merge staged by the scan goes in place; what fails
+     * here stays in the journal for the next scan. */
+    if (ws_writes_finish(ws, true))
+        kith_log(KITH_LOG_WARN, "%s", ws->err);
+    return KITH_OK;
+}
+
+/* ---- saves from a buffer read before a merge replaced the file ------------------------- */
+
+/*
+ * An editor that read a file, then saw kith replace it with a merge (or
+ * did not see it: sed -i, an editor without auto-reload), writes back its
+ * buffer: the old text with the user's edit, without what the merge
+ * brought. Recorded as an edit of the merged text, that save would delete
+ * what arrived. So kith remembers, per file it replaced, the version the
+ * file held before; the next scan that finds the file changed takes the
+ * save as an edit at that version when it is closer to it than to the
+ * merged text (fewer code points differ), and the CRDT keeps both. A user
+ * who deliberately deleted exactly what arrived gets it back: text is
+ * never lost, a deletion may have to be made again.
+ */
+void ws_overwrite_note(kith_ws *ws, int64_t doc, const char *base)
+{
+    for (size_t i = 0; i < ws->nover; i++)
+        if (ws->over[i].doc == doc)
+            return; /* the oldest is what a stale buffer holds */
+    char *b = kith_strndup(base, strlen(base));
+    if (!b || kith_grow((void **)&ws->over, &ws->capover, ws->nover + 1, sizeof *ws->over)) {
+        kith_free(b);
+        return; /* only a guess is lost */
+    }
+    ws->over[ws->nover++] = (struct ws_overwrite){doc, b};
+}
+
+/* The version @doc's file held before this process replaced it, or NULL;
+ * the caller frees it, and it is forgotten. */
+char *ws_overwrite_take(kith_ws *ws, int64_t doc)
+{
+    for (size_t i = 0; i < ws->nover; i++)
+        if (ws->over[i].doc == doc) {
+            char *b = ws->over[i].base;
+            ws->over[i] = ws->over[--ws->nover];
+            return b;
+        }
+    return NULL;
+}
+
+void ws_overwrite_clear(kith_ws *ws)
+{
+    for (size_t i = 0; i < ws->nover; i++)
+        kith_free(ws->over[i].base);
+    kith_free(ws->over);
+    ws->over = NULL;
+    ws->nover = ws->capover = 0;
+}
+
+/* Code points that differ between @a and @b, by the character diff. */
+static int diff_cost(const char *a, size_t alen, const char *b, size_t blen, uint64_t *cost)
+{
+    kith_patch *p = NULL;
+    size_t n = 0;
+    int rc = ws_text_diff(a, alen, b, blen, &p, &n);
+    *cost = 0;
+    for (size_t i = 0; !rc && i < n; i++)
+        *cost += p[i].del + (uint64_t)kith_utf8_count(p[i].ins, p[i].ins_len);
+    kith_free(p);
+    return rc;
+}
+
+/* The file of @d changed after this process had replaced it with a merge;
+ * @base (taken, freed here) is the version it held before. A save closer to
+ * that version than to the merged text is an edit made at it: recorded so,
+ * and the merge of the two staged for the file. */
+static int stale_save(walk *w, ws_doc *d, char *base, const char *data, size_t len)
+{
+    kith_ws *ws = w->ws;
+    kith_doc *doc = NULL;
+    kith_id *ids = NULL;
+    size_t nids = 0, blen = 0, mlen = 0;
+    char *btext = NULL, *merged = NULL;
+    uint64_t from_base = 0, from_merged = 0;
+    int rc = ws_doc_crdt(ws, d, &doc);
+    if (!rc && ws_version_ids(ws, doc, base, &ids, &nids))
+        goto plain; /* the version is gone from memory: an ordinary save */
+    if (!rc && !(rc = kith_doc_text_at(doc, ids, nids, &btext, &blen)) &&
+        !(rc = kith_doc_text(doc, &merged, &mlen)) &&
+        !(rc = diff_cost(btext, blen, data, len, &from_base)))
+        rc = diff_cost(merged, mlen, data, len, &from_merged);
+    if (rc || from_base >= from_merged)
+        goto plain;
+    kith_log(KITH_LOG_INFO, "%s: saved from a buffer older than the merge kith wrote; both kept",
+             d->path);
+    kith_free(merged);
+    merged = NULL;
+    kith_agent me;
+    uint64_t before = 0, after = 0;
+    if ((rc = kith_doc_agent(doc, ws->agent, &me)) || (rc = kith_doc_agent_ops(doc, me, &before)) ||
+        (rc = ws_change_text_at(w->c, d, base, data, len)) ||
+        (rc = kith_doc_agent_ops(doc, me, &after)) || (rc = kith_doc_text(doc, &merged, &mlen)))
+        goto out;
+    if (mlen == len && !memcmp(merged, data, len)) {
+        rc = ws_doc_save_stat(ws, d);
+        goto out;
+    }
+    /* The file holds the save: the version of its last operation, or the
+     * old version itself when it changed nothing. */
+    char *held = NULL, *full = NULL;
+    kith_id last = {me, after ? after - 1 : 0};
+    if (after == before)
+        held = kith_strndup(base, strlen(base));
+    else if (!(rc = kith_doc_version_str(doc, &last, 1, &full)))
+        rc = ws_version_to_db(ws, full, &held);
+    if (!rc && !held)
+        rc = KITH_ENOMEM;
+    if (!rc)
+        rc = ws_stage_write(ws, d, merged, mlen, held);
+    kith_free(held);
+    kith_free(full);
+    goto out;
+plain:
+    if (!rc)
+        rc = record_content(w, d, KITH_WS_MODIFIED, NULL, AS_TEXT, data, len);
+out:
+    kith_free(ids);
+    kith_free(btext);
+    kith_free(merged);
+    kith_free(base);
     return rc;
 }

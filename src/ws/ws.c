@@ -458,6 +458,8 @@ void kith_ws_close(kith_ws *ws)
         kith_free(ws->pend[i].text);
     kith_free(ws->pend);
     kith_free(ws->auth_cache);
+    ws_orphans_check(ws, true);
+    ws_overwrite_clear(ws);
     kith_free(ws->root);
     kith_free(ws->kithdir);
     kith_free(ws->user);

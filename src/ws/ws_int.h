@@ -72,6 +72,25 @@ struct kith_ws {
         char agent[33];
     } * auth_cache;
     size_t nauth_cache;
+    /* Files this process replaced with a merge, by docs.id, with the
+     * version each held before (store form): a save from an editor buffer
+     * read before the replace is an edit at that version (scan.c). */
+    struct ws_overwrite {
+        int64_t doc;
+        char *base;
+    } * over;
+    size_t nover, capover;
+    /* Files this process replaced, kept open: a writer that opened the old
+     * file before the replace (a shell's >>) may still write into it; what
+     * it wrote is merged at the next scan instead of vanishing with the
+     * unlinked inode (exchange.c). */
+    struct ws_orphan {
+        int fd;
+        int64_t doc;
+        char *base, *rel;
+        int64_t size, mtime, since_ms;
+    } * orphans;
+    size_t norphans, caporphans;
     /* Tests only: runs between a merge's commit and its file writes, where
      * a user's save is the race that ws_writes_finish must survive. */
     void (*test_before_writes)(void *ctx);
@@ -150,6 +169,11 @@ int ws_writes_finish(kith_ws *ws, bool live);
 int ws_write_tmp(kith_ws *ws, const char *rel, const char *data, size_t len, struct stat *st,
                  char **tmp);
 int ws_scan_locked(kith_ws *ws, kith_ws_file_cb cb, void *ctx, kith_ws_result *res);
+void ws_overwrite_note(kith_ws *ws, int64_t doc, const char *base);
+int ws_stage_write(kith_ws *ws, ws_doc *d, const char *text, size_t len, const char *base);
+void ws_orphans_check(kith_ws *ws, bool all);
+char *ws_overwrite_take(kith_ws *ws, int64_t doc);
+void ws_overwrite_clear(kith_ws *ws);
 int64_t ws_change_hid(const char *hex);
 void ws_change_hash(const uint8_t key[32], int64_t seq, char out[KITH_WS_ID_HEX + 1]);
 bool ws_looks_text(const char *p, size_t len);

@@ -4,6 +4,7 @@
  * timeout (and succeeds once the lock is free), kith_ws_check passes on a
  * healthy store, and opening a folder that is no workspace says so.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -258,6 +259,150 @@ TT_TEST(save_after_crash_before_merge_write_is_kept)
     kith_ws_close(b);
 }
 
+/* Writes @text to @path the way editors and sed -i do: a new file renamed
+ * over the old one. */
+static void save_by_rename(const char *path, const char *text)
+{
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.swp", path);
+    FILE *f = fopen(tmp, "w");
+    fputs(text, f);
+    fclose(f);
+    if (rename(tmp, path))
+        abort();
+}
+
+/* One replica's change, applied on another (the daemon's path). */
+static int deliver(kith_ws *from, kith_ws *to)
+{
+    kith_ws_vv_entry *vv = NULL;
+    size_t n = 0;
+    uint8_t *payload = NULL;
+    kith_ws_result r;
+    int rc = kith_ws_vv(to, &vv, &n);
+    if (!rc)
+        rc = kith_ws_changes_since(from, vv, n, grab, &payload);
+    kith_free(vv);
+    size_t plen = 0;
+    if (!rc && payload) {
+        memcpy(&plen, payload, sizeof plen);
+        rc = kith_ws_apply_change_from(to, grab_author, grab_seq, payload + sizeof plen, plen,
+                                       NULL, NULL, &r);
+    }
+    free(payload);
+    return rc;
+}
+
+/* An editor read the file, kith replaced it with a merge, the editor saved
+ * its buffer: the save is an edit made before the merge, and what arrived
+ * stays. A save made on the merged text is taken as it is. */
+TT_TEST(save_from_a_buffer_older_than_the_merge_is_kept)
+{
+    kith_ws *a = NULL, *b = NULL;
+    char da[300], db[300], fa[400], fb[400];
+    snprintf(da, sizeof da, "%s/stale-a", root);
+    snprintf(db, sizeof db, "%s/stale-b", root);
+    TT_OK(kith_ws_init(da, "Alice", &a));
+    snprintf(fa, sizeof fa, "%s/x.md", da);
+    snprintf(fb, sizeof fb, "%s/x.md", db);
+    save_by_rename(fa, "one\ntwo\n");
+    kith_ws_result r;
+    TT_OK(kith_ws_scan(a, NULL, NULL, &r));
+    uint8_t *exp = NULL;
+    size_t elen = 0;
+    TT_OK(kith_ws_export(a, &exp, &elen));
+    TT_OK(kith_ws_join(db, "Bob", exp, elen, &b));
+    kith_free(exp);
+
+    /* b's editor holds "one\ntwo\n"; alice's line arrives and is written */
+    save_by_rename(fa, "one\ntwo\nthree\n");
+    TT_OK(kith_ws_scan(a, NULL, NULL, &r));
+    TT_OK(deliver(a, b));
+    char *text = slurp(fb);
+    TT_STREQ(text, "one\ntwo\nthree\n");
+    free(text);
+    save_by_rename(fb, "zero\none\ntwo\n"); /* the stale buffer, edited */
+    TT_OK(kith_ws_scan(b, NULL, NULL, &r));
+    text = slurp(fb);
+    TT_STREQ(text, "zero\none\ntwo\nthree\n");
+    free(text);
+    char *rec = NULL;
+    size_t rlen = 0;
+    TT_OK(kith_ws_cat(b, fb, NULL, &rec, &rlen));
+    TT_STREQ(rec, "zero\none\ntwo\nthree\n");
+    kith_free(rec);
+    /* the same buffer saved again (the editor did not reload): still kept */
+    save_by_rename(fb, "zero\none\ntwo\nzwei\n");
+    TT_OK(kith_ws_scan(b, NULL, NULL, &r));
+    text = slurp(fb);
+    /* two lines typed at one place apart: the CRDT orders them by agent */
+    TT_ASSERT(!strcmp(text, "zero\none\ntwo\nzwei\nthree\n") ||
+              !strcmp(text, "zero\none\ntwo\nthree\nzwei\n"));
+    bool zwei_first = !strcmp(text, "zero\none\ntwo\nzwei\nthree\n");
+    free(text);
+
+    /* an edit of the merged text is what it says, a deletion included */
+    save_by_rename(fa, "one\nmid\ntwo\nthree\n");
+    TT_OK(kith_ws_scan(a, NULL, NULL, &r));
+    TT_OK(deliver(a, b));
+    text = slurp(fb);
+    TT_STREQ(text, zwei_first ? "zero\none\nmid\ntwo\nzwei\nthree\n"
+                              : "zero\none\nmid\ntwo\nthree\nzwei\n");
+    free(text);
+    save_by_rename(fb, "zero\none\nmid\ntwo\nthree\n"); /* bob drops "zwei" */
+    TT_OK(kith_ws_scan(b, NULL, NULL, &r));
+    text = slurp(fb);
+    TT_STREQ(text, "zero\none\nmid\ntwo\nthree\n");
+    free(text);
+    TT_OK(kith_ws_check(b));
+    kith_ws_close(a);
+    kith_ws_close(b);
+}
+
+/* A process opened the file to append (a shell's >>) just before kith
+ * replaced it with a merge, and wrote after: what it wrote went into the
+ * replaced file, and the next scan merges it instead of losing it. */
+TT_TEST(append_into_a_replaced_file_is_kept)
+{
+    kith_ws *a = NULL, *b = NULL;
+    char da[300], db[300], fa[400], fb[400];
+    snprintf(da, sizeof da, "%s/orphan-a", root);
+    snprintf(db, sizeof db, "%s/orphan-b", root);
+    TT_OK(kith_ws_init(da, "Alice", &a));
+    snprintf(fa, sizeof fa, "%s/x.md", da);
+    snprintf(fb, sizeof fb, "%s/x.md", db);
+    save_by_rename(fa, "one\ntwo\n");
+    kith_ws_result r;
+    TT_OK(kith_ws_scan(a, NULL, NULL, &r));
+    uint8_t *exp = NULL;
+    size_t elen = 0;
+    TT_OK(kith_ws_export(a, &exp, &elen));
+    TT_OK(kith_ws_join(db, "Bob", exp, elen, &b));
+    kith_free(exp);
+    int fd = open(fb, O_WRONLY | O_APPEND);
+    TT_ASSERT(fd >= 0);
+    save_by_rename(fa, "zero\none\ntwo\n");
+    TT_OK(kith_ws_scan(a, NULL, NULL, &r));
+    TT_OK(deliver(a, b)); /* replaces b's file */
+    TT_ASSERT(write(fd, "three\n", 6) == 6);
+    close(fd);
+    char *text = slurp(fb);
+    TT_STREQ(text, "zero\none\ntwo\n"); /* the append is in the old file */
+    free(text);
+    TT_OK(kith_ws_scan(b, NULL, NULL, &r));
+    text = slurp(fb);
+    TT_STREQ(text, "zero\none\ntwo\nthree\n");
+    free(text);
+    char *rec = NULL;
+    size_t rlen = 0;
+    TT_OK(kith_ws_cat(b, fb, NULL, &rec, &rlen));
+    TT_STREQ(rec, "zero\none\ntwo\nthree\n");
+    kith_free(rec);
+    TT_OK(kith_ws_check(b));
+    kith_ws_close(a);
+    kith_ws_close(b);
+}
+
 static void cleanup(void)
 {
     char cmd[300];
@@ -276,4 +421,6 @@ static void setup(void)
 }
 
 TT_MAIN(TT_CASE(busy_lock_times_out_clearly), TT_CASE(not_a_workspace), TT_CASE(keys_and_init_as),
-        TT_CASE(save_during_merge_write_is_kept), TT_CASE(save_after_crash_before_merge_write_is_kept))
+        TT_CASE(save_during_merge_write_is_kept), TT_CASE(save_after_crash_before_merge_write_is_kept),
+        TT_CASE(save_from_a_buffer_older_than_the_merge_is_kept),
+        TT_CASE(append_into_a_replaced_file_is_kept))
