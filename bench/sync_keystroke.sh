@@ -12,12 +12,15 @@
 #   1. A types into its own text (the character's CRDT parent is A's own);
 #   2. A types the next character right after it;
 #   3. B types into A's text for the first time (its parent is another
-#      device's operation, whose agent id must travel: 17 bytes more, and the
-#      path, B's first edit of the file);
+#      device's operation, whose agent id must travel: 17 bytes more; the
+#      path does not, B holds the file);
 #   4. B types the next character.
 # Usage: bench/sync_keystroke.sh [BUILD_DIR]     (default: build)
+# FILE=projects/2026/a-long-name.md bench/sync_keystroke.sh shows that the
+# path's length does not count.
 set -euo pipefail
 build=${1:-build}
+file=${FILE:-notes.md}
 KITH=$(cd "$build" && pwd)/kith
 [ -x "$KITH" ] || { echo "no kith in $build (build it first)"; exit 1; }
 command -v python3 >/dev/null || { echo "needs python3 (its sqlite3 module reads hub.db)"; exit 1; }
@@ -39,9 +42,10 @@ read -r _ url _ fp <"$tmp/hub.out"
 fp=${fp#SHA256:}
 
 "$KITH" init "$tmp/a" --name ann >/dev/null
+mkdir -p "$(dirname "$tmp/a/$file")"
 for i in $(seq 40); do
     echo "Line $i of the notes: the quick brown fox jumps over the lazy dog."
-done >"$tmp/a/notes.md"
+done >"$tmp/a/$file"
 "$KITH" -C "$tmp/a" status >/dev/null
 "$KITH" -C "$tmp/a" remote add "$url" --fingerprint "$fp" >/dev/null
 link=$("$KITH" -C "$tmp/a" invite | grep -o 'kith://join/[A-Za-z0-9_-]*' | head -n1)
@@ -51,10 +55,10 @@ echo "Bob's own notes." >"$tmp/b/bob.md"
 "$KITH" -C "$tmp/b" sync >/dev/null
 "$KITH" -C "$tmp/a" sync >/dev/null
 
-# type DEVICE OFFSET CHAR: inserts CHAR at byte OFFSET of DEVICE's notes.md
+# type DEVICE OFFSET CHAR: inserts CHAR at byte OFFSET of DEVICE's $file
 # and saves it the way an editor does (whole file).
 type_at() {
-    local f="$tmp/$1/notes.md"
+    local f="$tmp/$1/$file"
     { head -c "$2" "$f"; printf '%s' "$3"; tail -c +"$(($2 + 1))" "$f"; } >"$f.new"
     cat "$f.new" >"$f"
     rm -f "$f.new"
@@ -82,6 +86,6 @@ push b "3. B types into A's text (first time)"
 type_at b 701 w
 push b "4. B types the next character"
 "$KITH" -C "$tmp/a" sync >/dev/null
-grep -q "xy" "$tmp/b/notes.md" && grep -q "zw" "$tmp/a/notes.md" ||
+grep -q "xy" "$tmp/b/$file" && grep -q "zw" "$tmp/a/$file" ||
     { echo "the keystrokes did not reach the other device"; exit 1; }
 echo "both devices hold all four keystrokes"

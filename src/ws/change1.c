@@ -12,7 +12,11 @@
  * - time and lamport are deltas from the author's previous change, which a
  *   receiver holds before it may apply this one (changes apply in seq
  *   order), and so is the path of the author's previous edit of the same
- *   document, which an edit may name instead of repeating it;
+ *   document, which an edit may name instead of repeating it; an edit that
+ *   only modifies a document it does not rename may leave the path to the
+ *   receiver, which holds the document (its operations build on ones the
+ *   receiver must hold first), so a first keystroke into a teammate's file
+ *   costs the same whatever the length of its path;
  * - the author's name travels in its first change and every 64th;
  * - an edit's CRDT operations leave out what the change already says (the
  *   author's agent, their seqs, time and via), other agents' names go as
@@ -45,7 +49,8 @@
 #define E_B         0x200 /* whole-file version */
 #define E_R         0x400 /* raw operations (a kith_doc encoding) */
 #define E_W         0x800 /* compact operations carry vias */
-#define E_ALL       0xfff
+#define E_Q         0x1000 /* path = the receiver's name of the document */
+#define E_ALL       0x1fff
 #define AGENT_MAX   64
 #define COUNT_MAX   ((uint64_t)1 << 32)
 
@@ -606,6 +611,13 @@ int ws_change_pack(kith_ws *ws, const uint8_t key[32], uint64_t seq, const uint8
             break;
         bool same_path = pp && span_eq(e->path, pp);
         kith_free(pp);
+        bool their_path = false;
+        if (!same_path && e->what == KITH_WS_MODIFIED && !(rc = ws_docs_load(ws))) {
+            ws_doc *d = ws_doc_by_uuid(ws, e->uuid);
+            their_path = d && !d->deleted && span_eq(e->path, d->path);
+        }
+        if (rc)
+            break;
         opctx oc = {.opseq = e->opseq, .time_ms = c.time_ms, .via = c.via};
         ws_hex(oc.agent, key, 16);
         obuf ops = {0};
@@ -620,12 +632,12 @@ int ws_change_pack(kith_ws *ws, const uint8_t key[32], uint64_t seq, const uint8
             derived = ins == e->ins && del == e->del && span_eq(e->version, want);
         }
         uint64_t ef = e->what | (compact ? E_C : 0) | (derived ? E_D : 0) |
-                      (same_path ? E_P : 0) | e->kind << E_KIND_SH |
+                      (same_path ? E_P : their_path ? E_Q : 0) | e->kind << E_KIND_SH |
                       (e->old_path.set ? E_O : 0) | (e->blob ? E_B : 0) |
                       (e->ops.n && !compact ? E_R : 0) | (compact && vias ? E_W : 0);
         ob_bytes(&o, e->uuid, 16);
         ob_var(&o, ef);
-        if (!same_path)
+        if (!same_path && !their_path)
             ob_str(&o, e->path.p, e->path.n);
         if (e->old_path.set)
             ob_str(&o, e->old_path.p, e->old_path.n);
@@ -719,7 +731,22 @@ int ws_change_unpack(kith_ws *ws, const uint8_t key[32], uint64_t seq, const uin
         }
         char *pp = NULL;
         span path;
-        if (ef & E_P) {
+        if ((ef & E_Q) && ((ef & E_P) || (ef & E_WHAT) != KITH_WS_MODIFIED)) {
+            r.err = true;
+            break;
+        }
+        if (ef & E_Q) { /* the document is ours too, or not here yet */
+            ws_doc *d = (rc = ws_docs_load(ws)) ? NULL : ws_doc_by_uuid(ws, uuid);
+            if (!rc && !d)
+                rc = ws_error(ws, KITH_EMISSING, "a change edits a document not here yet");
+            if (rc)
+                break;
+            if (!(pp = kith_strndup(d->path, strlen(d->path)))) {
+                rc = KITH_ENOMEM;
+                break;
+            }
+            path = (span){(const uint8_t *)pp, strlen(pp), true};
+        } else if (ef & E_P) {
             if ((rc = prev_path(ws, key, uuid, seq, &pp)))
                 break;
             if (!pp) {
