@@ -44,6 +44,7 @@ struct daemon_opts {
     const char *log_file;
     int api;      /* serve the local HTTP API (kith_api) */
     int api_port; /* 0: a free one, written to .kith/api-port */
+    int api_set;  /* --api or --no-api given: the config's "api" is not read */
     const char *model;
 };
 
@@ -259,6 +260,37 @@ static void on_api_changed(void *ud)
         kith_replica_local_changed(d->rep);
 }
 
+/* "[127.0.0.1:|localhost:]PORT" into *port: 0, or -1 after a message. */
+static int parse_api(const char *v, const char *what, int *port)
+{
+    /* Loopback only: a host part, if given, must say so. */
+    const char *p = v;
+    if (!strncmp(v, "127.0.0.1:", 10) || !strncmp(v, "localhost:", 10))
+        p = v + 10;
+    else if (strchr(v, ':'))
+        return cli_error("%s serves on 127.0.0.1 only, not '%s'", what, v), -1;
+    char *end;
+    long n = strtol(p, &end, 10);
+    if (!*p || *end || n < 0 || n > 65535)
+        return cli_error("%s wants a port, not '%s'", what, v), -1;
+    *port = (int)n;
+    return 0;
+}
+
+/* The API's address from .kith/config ("api = PORT", "api = 127.0.0.1:PORT"
+ * or "api = off") unless the command line said. */
+static int api_from_config(kith_ws *ws, struct daemon_opts *o)
+{
+    char v[128];
+    if (o->api_set || kith_ws_config(ws, "api", v, sizeof v))
+        return 0;
+    if (!strcmp(v, "off") || !strcmp(v, "no")) {
+        o->api = 0;
+        return 0;
+    }
+    return parse_api(v, "the config's 'api'", &o->api_port);
+}
+
 /* The local HTTP API on the daemon's loop (docs/API.md): the bearer token
  * in .kith/api-token (0600), the port in .kith/api-port. A missing model
  * leaves the AI endpoints answering 503; the daemon runs on. */
@@ -416,7 +448,8 @@ static void usage(FILE *f)
                "  --api PORT    serve the local HTTP API (docs/API.md) on 127.0.0.1:PORT;\n"
                "                by default on a free port, written to .kith/api-port; it\n"
                "                prints 'api: http://127.0.0.1:PORT' when ready; the bearer\n"
-               "                token is in .kith/api-token\n"
+               "                token is in .kith/api-token; 'api = PORT' (or 'off') in\n"
+               "                .kith/config sets it when neither option is given\n"
                "  --no-api      no HTTP API\n"
                "  --model M     the model the API serves (as kith ai run finds one)\n");
 }
@@ -441,22 +474,13 @@ static int parse(int argc, char **argv, struct daemon_opts *o)
             o->log_file = v, i++;
         } else if (!strcmp(a, "--no-api")) {
             o->api = 0;
+            o->api_set = 1;
         } else if (!strcmp(a, "--model") && v) {
             o->model = v, i++;
         } else if (!strcmp(a, "--api") && v) {
-            /* Loopback only: a host part, if given, must say so. */
-            const char *port = v;
-            if (!strncmp(v, "127.0.0.1:", 10))
-                port = v + 10;
-            else if (!strncmp(v, "localhost:", 10))
-                port = v + 10;
-            else if (strchr(v, ':'))
-                return cli_error("--api serves on 127.0.0.1 only, not '%s'", v), -1;
-            char *end;
-            long p = strtol(port, &end, 10);
-            if (*end || p < 0 || p > 65535)
-                return cli_error("--api wants a port, not '%s'", v), -1;
-            o->api_port = (int)p, i++;
+            if (parse_api(v, "--api", &o->api_port))
+                return -1;
+            o->api_set = 1, i++;
         } else if (!strcmp(a, "--lan-port") && v) {
             char *end;
             long p = strtol(v, &end, 10);
@@ -527,12 +551,17 @@ static int detach(const char *log_path, int *ready_fd)
     exit(1);
 }
 
-static int daemon_main(const struct daemon_opts *o)
+static int daemon_main(const struct daemon_opts *given)
 {
     char kith_dir[4096], log_path[4200];
+    struct daemon_opts opts = *given, *o = &opts;
     kith_ws *ws = open_ws(kith_dir, sizeof kith_dir);
     if (!ws)
         return 1;
+    if (api_from_config(ws, o)) {
+        kith_ws_close(ws);
+        return 2;
+    }
     long other = 0;
     int lock = dproc_lock(kith_dir, &other);
     if (lock == -1) {

@@ -90,6 +90,10 @@ KITH_API KITH_NODISCARD int kith_ws_workspace_key(kith_ws *ws, uint32_t *epoch /
 KITH_API KITH_NODISCARD int kith_ws_set_workspace_key(kith_ws *ws, uint32_t epoch,
                                                       const uint8_t key[32]);
 
+/* The value of @key in .kith/config ("key = value" lines; read afresh), copied
+ * into @out (@cap bytes, truncated). KITH_ENOTFOUND when the key is absent. */
+KITH_API KITH_NODISCARD int kith_ws_config(kith_ws *ws, const char *key, char *out, size_t cap);
+
 /* How long a call waits for another process's lock before KITH_EBUSY
  * (default 10 s). */
 KITH_API void kith_ws_set_busy_timeout(kith_ws *ws, int ms);

@@ -186,6 +186,20 @@ static char *login_name(void)
     return kith_strndup(u && *u ? u : "someone", strlen(u && *u ? u : "someone"));
 }
 
+int kith_ws_config(kith_ws *ws, const char *key, char *out, size_t cap)
+{
+    char path[PATH_MAX + 64], buf[4096];
+    ws->err[0] = 0;
+    if (!cap)
+        return KITH_EINVAL;
+    out[0] = 0;
+    snprintf(path, sizeof path, "%s/config", ws->kithdir);
+    int rc = read_small(ws, path, buf, sizeof buf);
+    if (rc)
+        return rc;
+    return config_value(buf, key, out, cap) ? KITH_OK : KITH_ENOTFOUND;
+}
+
 /* Loads identity, config and ids of an opened store into @ws. */
 static int load_identity(kith_ws *ws)
 {

@@ -233,4 +233,18 @@ py "$T/b" 'j["text"].startswith("Lunch is at noon.\n")'
 kill -TERM "$PID"
 wait "$PID" || fail "serve --workspace did not stop cleanly"
 PID=
+
+# the daemon takes its API port from .kith/config when no option says
+P=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf 'api = 127.0.0.1:%s\n' "$P" >>"$W/.kith/config"
+"$KITH" -C "$W" daemon --no-lan >"$T/dout2" 2>"$T/err2" &
+PID=$!
+for _ in $(seq 100); do grep -q '^api: ' "$T/dout2" && break; sleep 0.1; done
+[ "$(head -n1 "$T/dout2")" = "api: http://127.0.0.1:$P" ] || fail "config api port: $(cat "$T/dout2" "$T/err2")"
+kill -TERM "$PID"
+wait "$PID" || fail "daemon (config port) did not stop cleanly"
+PID=
+sed -i 's/^api = .*/api = 10.0.0.1:80/' "$W/.kith/config"
+"$KITH" -C "$W" daemon --no-lan >/dev/null 2>"$T/err3" && fail "a non-loopback api in the config was taken"
+grep -q "127.0.0.1 only" "$T/err3" || fail "config api message: $(cat "$T/err3")"
 echo "ok api_serve"
