@@ -67,7 +67,7 @@ static const struct verb verbs[] = {
     {"accept", cmd_accept, "apply a suggestion as a change"},
     {"reject", cmd_reject, "close a suggestion or comment without applying it"},
     {"bench", cmd_bench, "measure the CRDT on editing traces (kith bench trace FILE...)"},
-    {"ai", cmd_ai, "on-device language model: run, tokenize, info, bench, quantize"},
+    {"ai", cmd_ai, "on-device language model: run, draft, ask, review, catchup, bench ..."},
     {"hub", cmd_net, "serve end-to-end encrypted sync (kith hub --listen ADDR:PORT --data DIR)"},
     {"remote", cmd_net, "list the hubs, or add one (kith remote add URL)"},
     {"sync", cmd_net, "push and pull changes with every hub once"},
@@ -85,7 +85,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: kith <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-        fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
+        fprintf(f, "  %-12s %s\n", verbs[i].name, verbs[i].help);
     fprintf(f, "\nRun 'kith <command> --help' for a command's options.\n");
 }
 
