@@ -1,5 +1,5 @@
 /*
- * bench_hub_clients URL FINGERPRINT HUB_PID [CLIENTS] [WORKSPACES]: many
+ * bench_hub_clients URL FINGERPRINT HUB_PID [CLIENTS] [WORKSPACES] [PUSHERS]: many
  * member clients on one `kith hub` (issue 4: "one hub process holds 1,000
  * connected clients syncing on loopback in under 200 MB RSS"). Run it
  * through bench/hub_clients.sh, which starts the hub and raises the file
@@ -9,15 +9,19 @@
  * writers (one signed op each); then every member connects on one client
  * loop, says hello, and pushes two sealed blobs (two rounds), which the hub
  * stores and relays to every other connected member of that workspace.
+ * PUSHERS (default: all) limits each round to the first PUSHERS members
+ * (round-robin over the workspaces), for one big workspace whose full
+ * round would be CLIENTS^2 relays.
  * With all connected, it prints the hub's VmRSS/VmHWM from
- * /proc/HUB_PID/status (idle, and after the exchange) and how long each
- * phase took.
+ * /proc/HUB_PID/status (idle, and after the exchange), how long each
+ * phase took and the hub's CPU time per round (/proc/HUB_PID/stat).
  */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kith/kith.h"
 #include "kith/sync.h"
@@ -31,7 +35,7 @@ struct member {
 };
 
 static struct member *M;
-static int n_clients, n_ws;
+static int n_clients, n_ws, n_push;
 static kith_sync_loop *loop;
 
 static uint64_t now_ms(void)
@@ -132,6 +136,24 @@ static void hub_mem(int pid, const char *when)
     fflush(stdout);
 }
 
+/* The hub's CPU time so far (user + system), in seconds. */
+static double hub_cpu(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* fields after the command name */
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static void first_error(const char *what)
 {
     for (int i = 0; i < n_clients; i++)
@@ -163,7 +185,8 @@ static int connect_member(struct member *k, const char *url, const uint8_t *fp,
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: bench_hub_clients URL FINGERPRINT HUB_PID [CLIENTS] [WORKSPACES]\n");
+        fprintf(stderr, "usage: bench_hub_clients URL FINGERPRINT HUB_PID [CLIENTS] [WORKSPACES] "
+                        "[PUSHERS]\n");
         return 2;
     }
     const char *url = argv[1];
@@ -171,8 +194,9 @@ int main(int argc, char **argv)
     int hub_pid = atoi(argv[3]);
     n_clients = argc > 4 ? atoi(argv[4]) : 1000;
     n_ws = argc > 5 ? atoi(argv[5]) : 10;
+    n_push = argc > 6 ? atoi(argv[6]) : n_clients;
     if (kith_fingerprint_parse(argv[2], fp) != KITH_OK || n_clients < 2 || n_ws < 1 ||
-        n_clients < 2 * n_ws || sodium_init() < 0) {
+        n_clients < 2 * n_ws || n_push < 1 || n_push > n_clients || sodium_init() < 0) {
         fprintf(stderr, "bench_hub_clients: bad arguments\n");
         return 2;
     }
@@ -266,15 +290,16 @@ int main(int argc, char **argv)
     }
     hub_mem(hub_pid, "all connected, idle:");
 
-    /* Two rounds: every member pushes a blob; each is relayed to the
-     * other members of its workspace that are connected. */
+    /* Two rounds: every member (or the first PUSHERS) pushes a blob; each
+     * is relayed to the other members of its workspace that are connected. */
     char plain[512];
     memset(plain, 'x', sizeof plain);
     long per_ws = n_clients / n_ws;
     for (int round = 1; round <= 2; round++) {
         t0 = now_ms();
+        double cpu0 = hub_cpu(hub_pid);
         long blobs0 = n_blobs();
-        for (int i = 0; i < n_clients; i++) {
+        for (int i = 0; i < n_push; i++) {
             uint8_t *b = NULL;
             size_t bl = 0;
             if (kith_blob_seal(KITH_BLOB_CHANGE, ws_id[M[i].ws], M[i].sk, (uint64_t)round, 0,
@@ -285,19 +310,20 @@ int main(int argc, char **argv)
             }
             kith_free(b);
         }
-        if (run_until(n_pushes, (long)n_clients * round, 120000) ||
-            n_push_ok() != (long)n_clients * round) {
+        if (run_until(n_pushes, (long)n_push * round, 120000) ||
+            n_push_ok() != (long)n_push * round) {
             fprintf(stderr, "round %d: %ld pushes answered, %ld ok\n", round, n_pushes(),
                     n_push_ok());
             first_error("push");
             return 1;
         }
         /* Each workspace's members see every other member's push. */
-        long want = blobs0 + (long)n_clients * (per_ws - 1);
-        int relayed = run_until(n_blobs, want, 60000) == 0;
-        printf("round %d: %d pushes stored, %ld relayed blobs received%s, %.1f s\n", round,
-               n_clients, n_blobs() - blobs0, relayed ? "" : " (fewer than expected)",
-               (now_ms() - t0) / 1000.0);
+        long want = blobs0 + (long)n_push * (per_ws - 1);
+        int relayed = run_until(n_blobs, want, 120000) == 0;
+        printf("round %d: %d pushes stored, %ld relayed blobs received%s, %.1f s"
+               " (hub CPU %.2f s)\n",
+               round, n_push, n_blobs() - blobs0, relayed ? "" : " (fewer than expected)",
+               (now_ms() - t0) / 1000.0, hub_cpu(hub_pid) - cpu0);
         hub_mem(hub_pid, round == 1 ? "after round 1:" : "after round 2:");
     }
     printf("clients still connected: %ld of %d\n", n_ready(), n_clients);

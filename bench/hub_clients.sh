@@ -5,7 +5,9 @@
 # bench_hub_clients (bench/hub_clients.c) and prints the hub's RSS with all
 # connected. Not a ctest test: it prints figures.
 #
-# usage: bench/hub_clients.sh [CLIENTS [WORKSPACES]]   (default 1000 10)
+# usage: bench/hub_clients.sh [CLIENTS [WORKSPACES [PUSHERS]]]   (default 1000 10 all)
+# One workspace of 1,000 members, 100 pushes a round (99,900 relays):
+#   bench/hub_clients.sh 1000 1 100
 # BUILD names the build folder (default build); KEEP=1 keeps the hub's data.
 set -u
 cd "$(dirname "$0")/.."
@@ -14,6 +16,7 @@ KITH=${KITH:-$BUILD/kith}
 BENCH=${BENCH:-$BUILD/bench_hub_clients}
 N=${1:-1000}
 W=${2:-10}
+P=${3:-$N}
 for b in "$KITH" "$BENCH"; do
     [ -x "$b" ] || { echo "hub_clients: no $b (build first, or set BUILD=)"; exit 1; }
 done
@@ -36,8 +39,8 @@ trap cleanup EXIT
 HUBPID=$!
 for _ in $(seq 200); do grep -q '^hub: ' "$T/hub.out" 2>/dev/null && break; sleep 0.05; done
 read -r _ URL _ FP <"$T/hub.out" || { echo "hub did not start"; cat "$T/hub.log"; exit 1; }
-echo "hub pid $HUBPID at $URL; $N clients in $W workspaces; open-file limit $(ulimit -n)"
-"$BENCH" "$URL" "$FP" "$HUBPID" "$N" "$W"
+echo "hub pid $HUBPID at $URL; $N clients in $W workspaces, $P pushes a round; open-file limit $(ulimit -n)"
+"$BENCH" "$URL" "$FP" "$HUBPID" "$N" "$W" "$P"
 rc=$?
 [ $rc = 0 ] || { echo "hub log tail:"; tail -5 "$T/hub.log"; }
 exit $rc

@@ -33,7 +33,8 @@ static const char remove_usage[] =
     "usage: kith remove NAME|ID\n\n"
     "Removes a member (a user name, or 4+ hex digits of a device id): the hub\n"
     "refuses that device from then on and new changes use a new key that only\n"
-    "the remaining members receive.\n";
+    "the remaining members receive. It syncs first: the removal names the last\n"
+    "of the device's changes accepted, and every member refuses later ones.\n";
 
 static int64_t parse_duration(const char *s)
 {

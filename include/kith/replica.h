@@ -171,6 +171,29 @@ KITH_API size_t kith_lan_sessions(const kith_lan *lan);
 /* Closes the sockets and timers (freed once the loop has closed them). Accepts NULL. */
 KITH_API void kith_lan_stop(kith_lan *lan);
 
+/* One LAN round without a daemon (`kith sync`; PROTOCOL.md 13.5): on a
+ * private loop, beacons and listens (@opts as kith_lan_start) for
+ * @window_ms (<= 0: 1500), syncs once with every member that answers (the
+ * same sessions as a daemon's: both ways, chains carried), and returns when
+ * every session started in the window has finished its exchange, or
+ * @timeout_ms (<= 0: 15 s) after the window. @r must not be attached.
+ * *@results (kith_free; *@n entries) says what moved per peer; @rep (may be
+ * NULL) sums them. KITH_OK even if no peer answered (*@n 0), and at once
+ * when this device is no member of a shared workspace (no chain seen). */
+typedef struct kith_replica_lan_result {
+    uint8_t device[32];
+    char address[48];
+    size_t pushed, pulled, files;
+    int ok;          /* the exchange finished */
+    char error[160]; /* else why */
+} kith_replica_lan_result;
+
+KITH_API KITH_NODISCARD int kith_replica_lan_sync(kith_replica *r, const kith_lan_opts *opts,
+                                                  int window_ms, int timeout_ms,
+                                                  kith_replica_lan_result **results /* OUT */,
+                                                  size_t *n /* OUT */,
+                                                  kith_replica_report *rep /* OUT */);
+
 /* This device's summary, "kith-vv1:<64 hex author>.<seq>,..." (what a
  * bundle --for names); *out is the caller's (kith_free). */
 KITH_API KITH_NODISCARD int kith_replica_summary(kith_replica *r, char **out /* OUT */);

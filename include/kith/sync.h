@@ -148,6 +148,10 @@ enum kith_member_op_type {
     KITH_MOP_REMOVE = 3,  /* remove a device; the key epoch moves on */
     KITH_MOP_INVITE = 4,  /* a one-time capability to join with a role */
     KITH_MOP_JOIN = 5,    /* a device joins with a capability */
+    /* remove a device, naming the last of its seqs the remover accepts
+     * (its blobs beyond are refused); what kith_member_op_remove writes.
+     * A plain REMOVE (3) names none and stays valid in older chains. */
+    KITH_MOP_REMOVE_AT = 6,
 };
 
 typedef struct kith_member_op {
@@ -159,6 +163,7 @@ typedef struct kith_member_op {
     uint8_t subject[KITH_PK_BYTES]; /* ADD/REMOVE: the device; INVITE/JOIN: capability pk */
     uint8_t role;                   /* ADD, INVITE */
     uint64_t expires_ms;            /* INVITE */
+    uint64_t last_seq;              /* REMOVE_AT: the removed device's last accepted seq */
 } kith_member_op;
 
 /* Decodes one operation's fields (no signature check). */
@@ -182,12 +187,19 @@ KITH_API KITH_NODISCARD int kith_members_apply(kith_members *m, const uint8_t *o
 KITH_API const char *kith_members_errmsg(const kith_members *m);
 /* Current role of @pk (KITH_ROLE_NONE if not a member). */
 KITH_API int kith_members_role(const kith_members *m, const uint8_t pk[KITH_PK_BYTES]);
-/* Key epoch: the number of REMOVE operations so far. */
+/* Key epoch: the number of REMOVE and REMOVE_AT operations so far. */
 KITH_API uint32_t kith_members_epoch(const kith_members *m);
 /* Number of operations applied, hash of the last (zeros when empty) and of the first. */
 KITH_API size_t kith_members_length(const kith_members *m);
 KITH_API const uint8_t *kith_members_head(const kith_members *m);
 KITH_API const uint8_t *kith_members_genesis(const kith_members *m);
+/* The cut-off of @pk, a device removed by a REMOVE_AT op and not re-added
+ * since: its blobs with seq <= *last_seq stay valid, later ones are refused;
+ * *role is its role when removed. KITH_ENOTFOUND for anyone else (a
+ * current member, or a device removed by a plain REMOVE). */
+KITH_API KITH_NODISCARD int kith_members_cutoff(const kith_members *m,
+                                                const uint8_t pk[KITH_PK_BYTES],
+                                                uint64_t *last_seq /* OUT */, int *role /* OUT */);
 /* Current members: count and the @i-th (pk borrowed; valid until the next apply). */
 KITH_API size_t kith_members_count(const kith_members *m);
 KITH_API const uint8_t *kith_members_get(const kith_members *m, size_t i, int *role /* OUT */);
@@ -210,9 +222,12 @@ KITH_API KITH_NODISCARD int kith_member_op_add(const kith_members *m,
                                                const uint8_t pk[KITH_PK_BYTES], int role,
                                                uint64_t time_ms, uint8_t **op /* OUT */,
                                                size_t *len /* OUT */);
+/* A REMOVE_AT op: @last_seq is the last seq of @pk's blobs the remover
+ * accepts (normally its vector's entry for @pk; PROTOCOL.md 3.2). */
 KITH_API KITH_NODISCARD int kith_member_op_remove(const kith_members *m,
                                                   const uint8_t signer_sk[KITH_SK_BYTES],
-                                                  const uint8_t pk[KITH_PK_BYTES], uint64_t time_ms,
+                                                  const uint8_t pk[KITH_PK_BYTES],
+                                                  uint64_t last_seq, uint64_t time_ms,
                                                   uint8_t **op /* OUT */, size_t *len /* OUT */);
 KITH_API KITH_NODISCARD int kith_member_op_invite(const kith_members *m,
                                                   const uint8_t signer_sk[KITH_SK_BYTES],
@@ -384,9 +399,16 @@ typedef struct kith_sync_client_opts {
     void *ud;
     /* A LAN peer (docs/PROTOCOL.md 13.2), not a hub: the device id its
      * beacon named. It must prove that identity on this TLS session (its
-     * AUTH before WELCOME) and sends no chain: ready gets @members NULL,
-     * and the caller checks the peer against its own chain. NULL: a hub. */
+     * AUTH before WELCOME). Its WELCOME may carry its chain (13.3): ready
+     * gets it verified op by op (not anchored unless opts.genesis), or
+     * @members NULL when it sent none; the caller decides whether to adopt
+     * it and checks the peer against its own chain. NULL: a hub. */
     const uint8_t *peer_device;
+    /* With peer_device: this device's chain, sent to the peer after AUTH
+     * (13.3); each op as a u32 big-endian length and its bytes, as
+     * kith_sync_client_chain gives them. Copied. NULL: none. */
+    const uint8_t *lan_chain;
+    size_t lan_chain_len;
 } kith_sync_client_opts;
 
 /* Starts connecting on @loop. The client is the caller's (kith_sync_client_free). */
@@ -415,6 +437,12 @@ KITH_API KITH_NODISCARD int kith_sync_client_snapshot(kith_sync_client *c, const
 KITH_API int kith_sync_client_state(const kith_sync_client *c);
 /* Verified chain as of now (NULL before ready). Borrowed. */
 KITH_API const kith_members *kith_sync_client_members(const kith_sync_client *c);
+/* The verified chain's ops as received (each a u32 big-endian length and the
+ * op's bytes; @n ops, may be NULL), for storing or handing to a LAN peer.
+ * NULL (and *len 0) before ready or when the peer sent none. Borrowed;
+ * valid until the next frame. */
+KITH_API const uint8_t *kith_sync_client_chain(const kith_sync_client *c, size_t *len /* OUT */,
+                                               size_t *n /* OUT */);
 /* Last error text. Borrowed; valid until the next call on @c. */
 KITH_API const char *kith_sync_client_errmsg(const kith_sync_client *c);
 /* Starts closing the connection; closed runs later. */

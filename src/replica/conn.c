@@ -21,9 +21,91 @@
 
 /* ---- checks and apply ---------------------------------------------------------------------- */
 
+/* The cut-off of a device removed by a REMOVE_AT op (PROTOCOL.md 3.2),
+ * kept in meta as "cutoff.<hex device>"; KITH_ENOTFOUND if none. */
+static int cutoff_get(kith_replica *r, const uint8_t *author, uint64_t *last)
+{
+    char k[80], v[32];
+    memcpy(k, "cutoff.", 7);
+    sodium_bin2hex(k + 7, 65, author, 32);
+    int rc = rp_meta_get(r, k, v, sizeof v);
+    if (rc == KITH_OK)
+        *last = strtoull(v, NULL, 10);
+    return rc;
+}
+
+/* Records the chain's cut-offs for the removed devices sync.db lists (after
+ * rp_members_save): set for a REMOVE_AT, dropped otherwise. */
+static int cutoffs_save(kith_replica *r, const kith_members *m)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(r->db, "SELECT device FROM members WHERE removed = 1", -1, &st, NULL) !=
+        SQLITE_OK)
+        return rp_fail(r, KITH_EIO, "sync state: %s", sqlite3_errmsg(r->db));
+    int rc = KITH_OK;
+    while (rc == KITH_OK && sqlite3_step(st) == SQLITE_ROW) {
+        const uint8_t *pk = sqlite3_column_blob(st, 0);
+        uint64_t last = 0;
+        int was = 0;
+        char k[80], v[32];
+        if (!pk || sqlite3_column_bytes(st, 0) != 32)
+            continue;
+        memcpy(k, "cutoff.", 7);
+        sodium_bin2hex(k + 7, 65, pk, 32);
+        if (kith_members_cutoff(m, pk, &last, &was) == KITH_OK) {
+            snprintf(v, sizeof v, "%llu", (unsigned long long)last);
+            rc = rp_meta_set(r, k, v);
+        } else {
+            sqlite3_stmt *d = NULL;
+            if (sqlite3_prepare_v2(r->db, "DELETE FROM meta WHERE k = ?", -1, &d, NULL) !=
+                SQLITE_OK)
+                rc = rp_fail(r, KITH_EIO, "sync state: %s", sqlite3_errmsg(r->db));
+            else {
+                sqlite3_bind_text(d, 1, k, -1, SQLITE_TRANSIENT);
+                if (sqlite3_step(d) != SQLITE_DONE)
+                    rc = rp_fail(r, KITH_EIO, "sync state: %s", sqlite3_errmsg(r->db));
+            }
+            sqlite3_finalize(d);
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int rp_members_save_all(kith_replica *r, const kith_members *m)
+{
+    int rc = rp_members_save(r, m);
+    return rc ? rc : cutoffs_save(r, m);
+}
+
+/* 1 (r->err set) if @author was removed with a cut-off below @seq. Checked
+ * on arrival and again right before applying: a blob kept waiting for its
+ * parents may have arrived before the removal did. */
+static int beyond_cutoff(kith_replica *r, const uint8_t *author, uint64_t seq)
+{
+    sqlite3_stmt *st = NULL;
+    int removed = 0;
+    uint64_t last = 0;
+    if (sqlite3_prepare_v2(r->db, "SELECT removed FROM members WHERE device = ?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_blob(st, 1, author, 32, SQLITE_STATIC);
+        removed = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (!removed || cutoff_get(r, author, &last) != KITH_OK || seq <= last)
+        return 0;
+    char hex[65];
+    sodium_bin2hex(hex, sizeof hex, author, 32);
+    rp_fail(r, KITH_EPERM,
+            "refused a blob of removed device %.16s: seq %llu is beyond its cut-off %llu", hex,
+            (unsigned long long)seq, (unsigned long long)last);
+    return 1;
+}
+
 /* May @author write blobs sealed with @epoch? A current writer, or a former
- * one for blobs sealed before the removal moved the epoch on. */
-static int author_may_write(kith_replica *r, const uint8_t *author, uint32_t epoch)
+ * one for blobs sealed before the removal moved the epoch on and, when the
+ * removal named a cut-off (REMOVE_AT), with @seq at most that. */
+static int author_may_write(kith_replica *r, const uint8_t *author, uint32_t epoch, uint64_t seq)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(r->db, "SELECT role, removed FROM members WHERE device = ?", -1, &st,
@@ -39,6 +121,8 @@ static int author_may_write(kith_replica *r, const uint8_t *author, uint32_t epo
         ok = role >= KITH_ROLE_WRITER && (!removed || epoch < (uint32_t)strtoul(e, NULL, 10));
     }
     sqlite3_finalize(st);
+    if (ok && beyond_cutoff(r, author, seq))
+        ok = -1;
     return ok;
 }
 
@@ -57,6 +141,8 @@ static int apply_blob(kith_replica *r, const kith_blob_info *info, const uint8_t
     uint8_t *plain = NULL;
     size_t pl = 0;
     kith_blob_info got;
+    if (beyond_cutoff(r, info->author, info->seq))
+        return KITH_EPERM;
     int rc = rp_key_get(r, info->epoch, key);
     if (rc)
         return rp_fail(r, KITH_EMISSING, "no key for epoch %u yet", info->epoch);
@@ -97,7 +183,10 @@ int rp_take_blob(kith_replica *r, const uint8_t *blob, size_t len, kith_replica_
         return rp_fail(r, KITH_EINVAL, "refused a blob of another kind or workspace");
     if (kith_vv_check(r->held, info.author, info.seq) == KITH_SEQ_DUP)
         return KITH_OK;
-    if (!author_may_write(r, info.author, info.epoch))
+    int may = author_may_write(r, info.author, info.epoch, info.seq);
+    if (may < 0)
+        return KITH_EPERM; /* beyond a removed device's cut-off; r->err says so */
+    if (!may)
         return rp_fail(r, KITH_EPERM, "refused a blob whose author may not write");
     rc = rp_blob_put(r, &info, blob, len, 0);
     if (rc)
@@ -329,7 +418,9 @@ static void cb_ready(void *ud, kith_sync_client *c, int role, const kith_members
     k->ready = 1;
     k->role = role;
     kith_log(KITH_LOG_INFO, "sync: %s: connected as %s", k->url, kith_role_name(role));
-    if (rp_members_save(r, m) != KITH_OK)
+    size_t cl = 0;
+    const uint8_t *chain = kith_sync_client_chain(c, &cl, NULL);
+    if (rp_members_save_all(r, m) != KITH_OK || rp_lan_chain_save(r, chain, cl) != KITH_OK)
         kith_log(KITH_LOG_WARN, "replica: %s", r->err);
     kith_free(k->wrapped);
     k->wrapped = NULL;
@@ -399,7 +490,9 @@ static void cb_snapshot(void *ud, kith_sync_client *c, const kith_vv *covers, co
         rc = kith_blob_open(blob, len, r->ws_id, key, &info, &plain, &pl);
     sodium_memzero(key, sizeof key);
     if (rc == KITH_OK &&
-        (info.kind != KITH_BLOB_SNAPSHOT || !author_may_write(r, info.author, info.epoch)))
+        (info.kind != KITH_BLOB_SNAPSHOT ||
+         /* a removed author's snapshot may cover none of its changes beyond the cut-off */
+         author_may_write(r, info.author, info.epoch, kith_vv_get(covers, info.author)) <= 0))
         rc = KITH_EPERM;
     kith_ws_result res;
     kith_replica_report tmp = {0};
@@ -478,7 +571,10 @@ static void cb_member_op(void *ud, kith_sync_client *c, int status, const char *
                          const kith_members *m)
 {
     struct rconn *k = ud;
-    if (status == KITH_OK && rp_members_save(k->r, m) != KITH_OK)
+    size_t cl = 0;
+    const uint8_t *chain = kith_sync_client_chain(c, &cl, NULL);
+    if (status == KITH_OK &&
+        (rp_members_save_all(k->r, m) != KITH_OK || rp_lan_chain_save(k->r, chain, cl) != KITH_OK))
         kith_log(KITH_LOG_WARN, "replica: %s", k->r->err);
     if (!k->member_wait)
         return;

@@ -133,9 +133,10 @@ int lan_beacon_open(const struct lan_keys *k, uint64_t now_epoch, const uint8_t 
 
 /* ---- peers ---------------------------------------------------------------------------------- */
 
-#define PEERS_MAX    64 /* a LAN with more devices of one workspace waits for slots */
-#define IFACES_MAX   32
-#define INTERVAL_DEF 5000
+#define PEERS_MAX     64 /* a LAN with more devices of one workspace waits for slots */
+#define IFACES_MAX    32
+#define INTERVAL_DEF  5000
+#define ANSWER_GAP_MS 250
 
 struct lan_peer {
     uint8_t instance[LAN_INSTANCE_LEN];
@@ -167,6 +168,7 @@ struct kith_lan {
     size_t njoined;
     struct lan_peer peers[PEERS_MAX];
     size_t npeers;
+    uint64_t last_answer; /* uv_now of the last beacon sent to answer a new device */
 };
 
 static uint64_t now_unix_ms(void)
@@ -204,6 +206,8 @@ static struct lan_peer *find_peer(kith_lan *l, const uint8_t instance[LAN_INSTAN
     return NULL;
 }
 
+static void send_beacon(kith_lan *l);
+
 static void note_peer(kith_lan *l, const struct lan_beacon *b, const struct sockaddr_in *from)
 {
     struct lan_peer *p = find_peer(l, b->instance);
@@ -225,6 +229,13 @@ static void note_peer(kith_lan *l, const struct lan_beacon *b, const struct sock
     p->port = b->port;
     memcpy(p->fingerprint, b->fingerprint, 32);
     p->last_seen = uv_now(l->loop);
+    /* A device not heard before (a daemon starting, or `kith sync` looking
+     * for peers) hears from us at once rather than within an interval:
+     * one answer per ANSWER_GAP_MS at most. */
+    if (first && !l->closing && uv_now(l->loop) - l->last_answer >= ANSWER_GAP_MS) {
+        l->last_answer = uv_now(l->loop);
+        send_beacon(l);
+    }
     /* Every beacon, not only the first: a session that ended is tried
      * again at the next one (the beacon interval is the retry delay). */
     if (l->r && l->port && b->port)

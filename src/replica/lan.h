@@ -65,6 +65,10 @@ void rp_lan_found(kith_replica *r, const uint8_t device[32], const char *ip, uin
                   const uint8_t fp[32], int first);
 /* The replica's vector may have grown: send each session what it lacks, soon. */
 void rp_lan_changed(kith_replica *r);
+/* Keeps @ops (a verified chain's ops, each u32 length + bytes, as
+ * kith_sync_client_chain) as the chain held here, sent to LAN peers and
+ * extended only by a longer one (PROTOCOL.md 13.3). NULL: nothing. */
+int rp_lan_chain_save(kith_replica *r, const uint8_t *ops, size_t len);
 /* Sessions authenticated and open. */
 size_t rp_lan_connected(const kith_replica *r);
 /* The state file's "lan" member: ,"lan":[{...},...] */

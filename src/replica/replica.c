@@ -512,10 +512,19 @@ int kith_replica_remove(kith_replica *r, const char *who)
     rc = resolve_member(r, m, who, pk);
     if (rc == KITH_OK && !memcmp(pk, r->pk, 32))
         rc = rp_fail(r, KITH_EINVAL, "this device cannot remove itself");
+    /* The cut-off (PROTOCOL.md 3.2): after a sync, the last seq of the
+     * device that this replica or the hub holds; later blobs are refused. */
+    if (rc == KITH_OK)
+        rc = rp_conn_exchange(k, TIMEOUT_MS, 0);
+    if (rc == KITH_OK)
+        m = kith_sync_client_members(k->c);
+    uint64_t last = kith_vv_get(r->held, pk);
+    if (rc == KITH_OK && k->hub_known && kith_vv_get(k->hub_known, pk) > last)
+        last = kith_vv_get(k->hub_known, pk);
     uint32_t epoch = kith_members_epoch(m) + 1;
     randombytes_buf(key, sizeof key);
     if (rc == KITH_OK &&
-        kith_member_op_remove(m, r->sk, pk, (uint64_t)rp_now_ms(), &op, &ol) != KITH_OK)
+        kith_member_op_remove(m, r->sk, pk, last, (uint64_t)rp_now_ms(), &op, &ol) != KITH_OK)
         rc = rp_fail(r, KITH_EIO, "cannot sign the removal");
     if (rc == KITH_OK)
         rc = rp_conn_member_op(k, op, ol, NULL, 0, TIMEOUT_MS);

@@ -88,6 +88,8 @@ int rp_remote_result(kith_replica *r, const char *url, const char *error, const 
 int rp_remote_hub_vv(kith_replica *r, const char *url, kith_vv **out);
 /* Members as last seen on a hub's chain. */
 int rp_members_save(kith_replica *r, const kith_members *m);
+/* rp_members_save, then the cut-offs of removed devices (conn.c). */
+int rp_members_save_all(kith_replica *r, const kith_members *m);
 /* .kith/sync-state.json */
 int rp_state_write(kith_replica *r, int online);
 /* The workspace's vector as a kith_vv. */

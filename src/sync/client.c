@@ -53,6 +53,10 @@ struct kith_sync_client {
     size_t genesis_op_len, join_op_len, wrapped_len;
     struct pending_op *pend, *pend_tail;
     kith_members *members;
+    struct sbuf chain; /* the ops of members, each u32 length + bytes (kith_sync_client_chain) */
+    size_t chain_n;
+    uint8_t *lan_chain; /* a LAN connector's own chain, sent after AUTH (opts.lan_chain) */
+    size_t lan_chain_len, lan_chain_n;
     kith_sync_callbacks cb_;
     void *ud;
     int reported, starting, user_closed;
@@ -148,6 +152,16 @@ static void on_challenge(kith_sync_client *c, const struct sync_msg *m)
         sodium_memzero(cap_sk, sizeof cap_sk);
         x = extra;
         xl = sizeof extra;
+    } else if (c->lan && c->lan_chain_n) {
+        /* PROTOCOL.md 13.3: the count of our chain's ops, which follow as
+         * MEMBER_UPDATE frames. */
+        uint32_t n = (uint32_t)c->lan_chain_n;
+        extra[0] = (uint8_t)(n >> 24);
+        extra[1] = (uint8_t)(n >> 16);
+        extra[2] = (uint8_t)(n >> 8);
+        extra[3] = (uint8_t)n;
+        x = extra;
+        xl = 4;
     }
     if (rc) {
         fail(c, SYNC_ST_INTERNAL, "cannot sign the challenge: %s", kith_strerror(rc));
@@ -161,8 +175,29 @@ static void on_challenge(kith_sync_client *c, const struct sync_msg *m)
     sb_u8(&b, (uint8_t)c->mode);
     sb_raw(&b, sig, 64);
     sb_bytes(&b, x, xl);
-    if (send_frame(c, &b) != KITH_OK)
+    if (send_frame(c, &b) != KITH_OK) {
         fail(c, SYNC_ST_INTERNAL, "out of memory");
+        return;
+    }
+    for (size_t pos = 0; c->lan && c->lan_chain_n && pos + 4 <= c->lan_chain_len;) {
+        size_t n = get_u32(c->lan_chain + pos);
+        sb_init(&b);
+        sync_frame_begin(&b, SYNC_MEMBER_UPDATE);
+        sb_bytes(&b, c->lan_chain + pos + 4, n);
+        if (send_frame(c, &b) != KITH_OK) {
+            fail(c, SYNC_ST_INTERNAL, "out of memory");
+            return;
+        }
+        pos += 4 + n;
+    }
+}
+
+/* Keeps the bytes of an op applied to c->members (kith_sync_client_chain). */
+static void chain_add(kith_sync_client *c, const uint8_t *op, size_t len)
+{
+    sb_u32(&c->chain, (uint32_t)len);
+    sb_raw(&c->chain, op, len);
+    c->chain_n++;
 }
 
 static void become_ready(kith_sync_client *c, int role)
@@ -195,6 +230,12 @@ static int load_chain(kith_sync_client *c, const struct sync_msg *m)
     }
     kith_members_free(c->members);
     c->members = mm;
+    sb_release(&c->chain);
+    sb_init(&c->chain);
+    c->chain_n = 0;
+    pos = 0;
+    while (sync_list_next(&m->u.welcome.ops, &pos, &op, &len))
+        chain_add(c, op, len);
     return KITH_OK;
 }
 
@@ -219,9 +260,14 @@ static void on_peer_auth(kith_sync_client *c, const struct sync_msg *m)
 static void on_welcome(kith_sync_client *c, const struct sync_msg *m)
 {
     if (c->lan) {
-        /* No chain from a peer: the caller checks it against its own. */
-        if (!c->peer_ok || m->u.welcome.ops.n != 0) {
+        /* The peer's chain, if it sent one, verified op by op here; the
+         * caller decides whether to adopt it (PROTOCOL.md 13.3). */
+        if (!c->peer_ok) {
             fail(c, SYNC_ST_BAD_AUTH, "LAN peer did not prove its identity");
+            return;
+        }
+        if (m->u.welcome.ops.n && load_chain(c, m) != KITH_OK) {
+            fail(c, SYNC_ST_INVALID, "LAN peer's chain: %s", c->err);
             return;
         }
         become_ready(c, m->u.welcome.role);
@@ -285,6 +331,7 @@ static void on_member_result(kith_sync_client *c, const struct sync_msg *m)
             fail(c, SYNC_ST_INVALID, "join refused: %s", text);
             return;
         }
+        chain_add(c, c->join_op, c->join_op_len);
         become_ready(c, kith_members_role(c->members, c->pk));
         return;
     }
@@ -302,6 +349,8 @@ static void on_member_result(kith_sync_client *c, const struct sync_msg *m)
         fail(c, SYNC_ST_INVALID, "hub accepted an op that does not verify here");
         return;
     }
+    if (st == SYNC_ST_OK && p->len)
+        chain_add(c, p->op, p->len);
     kith_free(p);
     if (c->cb_.member_op)
         c->cb_.member_op(c->ud, c,
@@ -318,6 +367,7 @@ static void on_member_update(kith_sync_client *c, const struct sync_msg *m)
              kith_members_errmsg(c->members));
         return;
     }
+    chain_add(c, m->u.member_update.op, m->u.member_update.op_len);
     if (c->cb_.member_op)
         c->cb_.member_op(c->ud, c, KITH_OK, "", c->members);
 }
@@ -401,8 +451,8 @@ static void on_frame(kith_sync_client *c)
         return;
     }
     if (m.type == SYNC_ERROR) {
-        set_err(c, "hub refused: %.*s (%s)", (int)m.u.error.text_len, (const char *)m.u.error.text,
-                sync_status_name(m.u.error.code));
+        set_err(c, "%s refused: %.*s (%s)", c->lan ? "LAN peer" : "hub", (int)m.u.error.text_len,
+                (const char *)m.u.error.text, sync_status_name(m.u.error.code));
         kith_log(KITH_LOG_WARN, "sync: %s", c->err);
         c->peer.close_after = 1;
         lws_callback_on_writable(c->wsi);
@@ -630,6 +680,19 @@ int kith_sync_client_new(kith_sync_loop *loop, const kith_sync_client_opts *o,
     if (o->peer_device) {
         c->lan = 1;
         memcpy(c->peer_pk, o->peer_device, 32);
+        /* Our chain, to send after AUTH: whole items only. */
+        for (size_t pos = 0; o->lan_chain && pos + 4 <= o->lan_chain_len;) {
+            size_t n = get_u32(o->lan_chain + pos);
+            if (n > SYNC_OP_MAX || n > o->lan_chain_len - pos - 4)
+                break;
+            pos += 4 + n;
+            c->lan_chain_len = pos;
+            c->lan_chain_n++;
+        }
+        if (c->lan_chain_n && copy_bytes(&c->lan_chain, o->lan_chain, c->lan_chain_len)) {
+            kith_sync_client_free(c);
+            return KITH_ENOMEM;
+        }
     }
     if (o->cap_seed)
         memcpy(c->cap_seed, o->cap_seed, 32);
@@ -768,6 +831,15 @@ const kith_members *kith_sync_client_members(const kith_sync_client *c)
     return c->state == KITH_SYNC_READY ? c->members : NULL;
 }
 
+const uint8_t *kith_sync_client_chain(const kith_sync_client *c, size_t *len, size_t *n)
+{
+    int ok = c->state == KITH_SYNC_READY && c->members && !c->chain.err && c->chain_n;
+    *len = ok ? c->chain.len : 0;
+    if (n)
+        *n = ok ? c->chain_n : 0;
+    return ok ? c->chain.p : NULL;
+}
+
 const char *kith_sync_client_errmsg(const kith_sync_client *c)
 {
     return c->err;
@@ -799,6 +871,8 @@ void kith_sync_client_free(kith_sync_client *c)
         kith_free(p);
     }
     kith_members_free(c->members);
+    sb_release(&c->chain);
+    kith_free(c->lan_chain);
     kith_free(c->genesis_op);
     kith_free(c->join_op);
     if (c->wrapped)

@@ -29,8 +29,14 @@
 #define HUB_TXQ_MAX        (64u << 20) /* bytes queued to one slow peer before dropping it */
 #define HUB_CATCHUP_BATCH  64
 
-/* One workspace's membership, cached: the verified chain and its wire form. */
+struct hconn;
+
+/* One workspace's membership, cached: the verified chain and its wire form,
+ * and the index of its authenticated sessions (relays and membership
+ * updates walk only these, not every connection of the hub). */
 struct hub_ws {
+    struct hconn *conns; /* READY sessions of this workspace (hconn.ws_next) */
+    size_t n_conns;
     struct hub_ws *next;
     int64_t wid;
     uint8_t ws_id[16];
@@ -45,6 +51,8 @@ enum { HC_CHALLENGED = 1, HC_JOINING, HC_READY };
 /* Per connection; libwebsockets allocates it zeroed (per_session_data_size). */
 struct hconn {
     struct hconn *next, *prev;
+    struct hconn *ws_next, *ws_prev; /* in ws->conns once READY */
+    int indexed;
     struct lws *wsi;
     struct sync_peer peer;
     int state, role;
@@ -211,10 +219,42 @@ static void set_who(struct hconn *c, const uint8_t *pk)
 
 /* ---- authentication --------------------------------------------------------------- */
 
+/* The workspace index: a session joins it on becoming READY (member auth,
+ * registration, an accepted JOIN) and leaves it on close. */
+static void ws_index_add(struct hconn *c)
+{
+    struct hub_ws *w = c->ws;
+    if (c->indexed)
+        return;
+    c->ws_prev = NULL;
+    c->ws_next = w->conns;
+    if (w->conns)
+        w->conns->ws_prev = c;
+    w->conns = c;
+    w->n_conns++;
+    c->indexed = 1;
+}
+
+static void ws_index_remove(struct hconn *c)
+{
+    struct hub_ws *w = c->ws;
+    if (!c->indexed)
+        return;
+    if (c->ws_prev)
+        c->ws_prev->ws_next = c->ws_next;
+    else
+        w->conns = c->ws_next;
+    if (c->ws_next)
+        c->ws_next->ws_prev = c->ws_prev;
+    w->n_conns--;
+    c->indexed = 0;
+}
+
 static void become_ready(struct hconn *c, int role)
 {
     c->state = HC_READY;
     c->role = role;
+    ws_index_add(c);
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
     kith_log(KITH_LOG_INFO, "%s: %s of workspace %s", c->who, kith_role_name(role), c->ws->hex);
 }
@@ -360,8 +400,9 @@ static unsigned status_of(int rc)
  * connections and close those of removed devices. */
 static void after_op(kith_hub *h, struct hconn *from, const uint8_t *op, size_t len)
 {
-    for (struct hconn *o = h->conns; o; o = o->next) {
-        if (o->ws != from->ws || o->state != HC_READY)
+    (void)h;
+    for (struct hconn *o = from->ws->conns; o; o = o->ws_next) {
+        if (o->state != HC_READY || o->peer.close_after)
             continue;
         o->role = kith_members_role(o->ws->m, o->pk);
         if (o->role == KITH_ROLE_NONE) {
@@ -411,6 +452,18 @@ static int append_op(kith_hub *h, struct hconn *c, const struct sync_msg *m, con
     if (memcmp(o.prev, kith_members_head(w->m), 32) != 0) {
         *why = "stale: the chain has moved on; re-sign against the new head";
         return SYNC_ST_STALE;
+    }
+    /* New removals name a cut-off (plain REMOVEs stay valid in older chains). */
+    if (o.type == KITH_MOP_REMOVE) {
+        *why = "a removal must name its cut-off (REMOVE_AT): update this device";
+        return SYNC_ST_INVALID;
+    }
+    /* A cut-off below what the hub stored (and may have relayed) would
+     * split the members' histories: the remover syncs and re-signs. */
+    if (o.type == KITH_MOP_REMOVE_AT && hs_blob_max(h->st, w->wid, o.subject) > o.last_seq) {
+        *why = "the hub holds later blobs of the removed device than the op's cut-off; "
+               "sync, then re-sign";
+        return SYNC_ST_INVALID;
     }
     uint64_t idx = kith_members_length(w->m);
     rc = kith_members_apply(w->m, op, len);
@@ -549,8 +602,20 @@ static unsigned check_blob(kith_hub *h, struct hconn *c, const uint8_t *blob, si
         return SYNC_ST_INVALID;
     }
     if (kith_members_role(c->ws->m, info->author) < KITH_ROLE_WRITER) {
-        *why = "author is not a writer of this workspace";
-        return SYNC_ST_FORBIDDEN;
+        /* A device removed by a REMOVE_AT: its changes up to the cut-off
+         * stay valid (another member may push them), none beyond. */
+        uint64_t last = 0;
+        int was = KITH_ROLE_NONE;
+        if (kind != KITH_BLOB_CHANGE ||
+            kith_members_cutoff(c->ws->m, info->author, &last, &was) != KITH_OK ||
+            was < KITH_ROLE_WRITER) {
+            *why = "author is not a writer of this workspace";
+            return SYNC_ST_FORBIDDEN;
+        }
+        if (info->seq > last) {
+            *why = "author was removed; seq beyond its cut-off";
+            return SYNC_ST_FORBIDDEN;
+        }
     }
     if (kith_blob_verify(blob, len, c->ws->ws_id, info) != KITH_OK) {
         *why = "bad signature";
@@ -559,10 +624,12 @@ static unsigned check_blob(kith_hub *h, struct hconn *c, const uint8_t *blob, si
     return SYNC_ST_OK;
 }
 
+/* O(sessions of this workspace): the index, not the hub's connection list. */
 static void relay(kith_hub *h, struct hconn *from, const uint8_t *blob, size_t len)
 {
-    for (struct hconn *o = h->conns; o; o = o->next) {
-        if (o == from || o->ws != from->ws || !o->live || o->peer.close_after)
+    (void)h;
+    for (struct hconn *o = from->ws->conns; o; o = o->ws_next) {
+        if (o == from || !o->live || o->peer.close_after)
             continue;
         if (o->peer.tx_bytes > HUB_TXQ_MAX) {
             refuse(o, SYNC_ST_INTERNAL, "too far behind; reconnect to catch up");
@@ -823,6 +890,7 @@ static void on_closed(kith_hub *h, struct hconn *c)
         h->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    ws_index_remove(c);
     sync_peer_release(&c->peer);
     kith_vv_free(c->peer_vv);
     kith_log(KITH_LOG_INFO, "closed %s", c->who);

@@ -9,9 +9,14 @@
  * member, the listener sends an AUTH of its own, signed over the same
  * challenge and channel binding with another context string, before
  * WELCOME. A device that is not a member learns nothing, not even which
- * device listens. WELCOME carries no chain: each side checks the other
- * against the chain it verified itself (a LAN peer is not trusted to tell
- * another member what the membership is).
+ * device listens.
+ *
+ * Chains (PROTOCOL.md 13.3): the connector's AUTH extra may hold a count
+ * (u32) of membership ops that follow as MEMBER_UPDATE frames, its chain;
+ * the listener collects them (after the AUTH signature verified) and hands
+ * them to admit, which may adopt them when they verify and strictly extend
+ * its own. WELCOME carries the listener's chain as admit returns it, for the
+ * connector to do the same.
  *
  * The listener struct is freed when it is closed and no session still
  * points at it: libwebsockets may deliver a session's CLOSED after
@@ -31,8 +36,10 @@
 
 #define LAN_AUTH_TIMEOUT_S 10
 #define LAN_TXQ_MAX        (64u << 20) /* as the hub: a peer this far behind reconnects */
+#define LAN_CHAIN_MAX      65536       /* ops of a connector's chain */
+#define LAN_CHAIN_BYTES    (16u << 20) /* and their bytes */
 
-enum { LS_CHALLENGED = 1, LS_READY };
+enum { LS_CHALLENGED = 1, LS_CHAIN, LS_READY };
 
 /* Per connection; libwebsockets allocates it zeroed (per_session_data_size). */
 struct kith_sync_session {
@@ -42,6 +49,8 @@ struct kith_sync_session {
     struct sync_peer peer;
     int state, role, counted;
     uint8_t challenge[32], cb[32], pk[32];
+    struct sbuf chain; /* LS_CHAIN: the connector's ops so far, each u32 length + bytes */
+    uint32_t chain_want, chain_got;
     char addr[48];
     char who[96]; /* "device ab12cd34ef567890 (10.0.0.2)" for log lines */
     void *user;
@@ -88,10 +97,12 @@ void sync_session_refuse(kith_sync_session *s, unsigned code, const char *text)
 
 /* ---- handshake ----------------------------------------------------------------------------- */
 
+static void admit(kith_sync_listener *l, kith_sync_session *s);
+
 static void on_auth(kith_sync_listener *l, kith_sync_session *s, const struct sync_msg *m)
 {
     char hex[65];
-    uint8_t tr[113], sig[64];
+    uint8_t tr[113];
     memcpy(s->pk, m->u.auth.device_pk, 32);
     sync_hex(s->pk, 32, hex);
     snprintf(s->who, sizeof s->who, "device %.16s (%s)", hex, s->addr);
@@ -100,7 +111,8 @@ static void on_auth(kith_sync_listener *l, kith_sync_session *s, const struct sy
         return;
     }
     sync_auth_transcript(tr, s->challenge, s->cb, l->ws_id, s->pk, m->u.auth.mode);
-    if (m->u.auth.mode != SYNC_MODE_MEMBER || m->u.auth.extra_len != 0) {
+    if (m->u.auth.mode != SYNC_MODE_MEMBER ||
+        (m->u.auth.extra_len != 0 && m->u.auth.extra_len != 4)) {
         sync_session_refuse(s, SYNC_ST_INVALID, "refused: LAN sessions are for members only");
         return;
     }
@@ -108,11 +120,50 @@ static void on_auth(kith_sync_listener *l, kith_sync_session *s, const struct sy
         sync_session_refuse(s, SYNC_ST_BAD_AUTH, "refused: bad authentication signature");
         return;
     }
+    s->chain_want = m->u.auth.extra_len == 4 ? get_u32(m->u.auth.extra) : 0;
+    if (s->chain_want > LAN_CHAIN_MAX) {
+        sync_session_refuse(s, SYNC_ST_INVALID, "refused: membership chain too long");
+        return;
+    }
+    if (s->chain_want) {
+        s->state = LS_CHAIN; /* its ops follow as MEMBER_UPDATE */
+        return;
+    }
+    admit(l, s);
+}
+
+/* The connector's chain, one op per MEMBER_UPDATE, right after its AUTH. */
+static void on_chain_op(kith_sync_listener *l, kith_sync_session *s, const struct sync_msg *m)
+{
+    if (s->chain.len + 4 + m->u.member_update.op_len > LAN_CHAIN_BYTES) {
+        sync_session_refuse(s, SYNC_ST_TOO_BIG, "refused: membership chain too large");
+        return;
+    }
+    sb_u32(&s->chain, (uint32_t)m->u.member_update.op_len);
+    sb_raw(&s->chain, m->u.member_update.op, m->u.member_update.op_len);
+    if (s->chain.err) {
+        sync_session_refuse(s, SYNC_ST_INTERNAL, "out of memory");
+        return;
+    }
+    if (++s->chain_got == s->chain_want)
+        admit(l, s);
+}
+
+/* Authenticated (and its chain, if any, received): a member here? */
+static void admit(kith_sync_listener *l, kith_sync_session *s)
+{
+    uint8_t tr[113], sig[64];
     uint32_t epoch = 0;
     int role = KITH_ROLE_NONE;
+    uint8_t *mine = NULL;
+    size_t mine_len = 0;
     if (memcmp(s->pk, l->pk, 32) != 0 && l->cb.admit)
-        role = l->cb.admit(l->ud, s->pk, &epoch);
+        role = l->cb.admit(l->ud, s->pk, s->chain.p, s->chain_got ? s->chain.len : 0, &epoch, &mine,
+                           &mine_len);
+    sb_release(&s->chain);
+    sb_init(&s->chain);
     if (role == KITH_ROLE_NONE) {
+        kith_free(mine);
         sync_session_refuse(s, SYNC_ST_NOT_MEMBER,
                             "refused: not a current member of this workspace");
         return;
@@ -120,9 +171,13 @@ static void on_auth(kith_sync_listener *l, kith_sync_session *s, const struct sy
     /* Our proof: the same challenge and binding, our key, our context. */
     sync_auth_transcript(tr, s->challenge, s->cb, l->ws_id, l->pk, SYNC_MODE_MEMBER);
     if (sync_sign(SYNC_LAN_AUTH_CTX, tr, sizeof tr, l->sk, sig) != KITH_OK) {
+        kith_free(mine);
         sync_session_refuse(s, SYNC_ST_INTERNAL, "cannot sign");
         return;
     }
+    uint32_t nops = 0;
+    for (size_t pos = 0; mine && pos + 4 <= mine_len; nops++)
+        pos += 4 + (size_t)get_u32(mine + pos);
     struct sbuf b;
     sb_init(&b);
     sync_frame_begin(&b, SYNC_AUTH);
@@ -136,8 +191,10 @@ static void on_auth(kith_sync_listener *l, kith_sync_session *s, const struct sy
     sync_frame_begin(&b, SYNC_WELCOME);
     sb_u8(&b, (uint8_t)role);
     sb_u32(&b, epoch);
-    sb_u32(&b, 0); /* no chain: see the top of this file */
+    sb_u32(&b, nops); /* our chain (PROTOCOL.md 13.3) */
+    sb_raw(&b, mine, nops ? mine_len : 0);
     sb_bytes(&b, NULL, 0);
+    kith_free(mine);
     send_frame(s, &b);
     s->state = LS_READY;
     s->role = role;
@@ -192,6 +249,10 @@ static void on_frame(kith_sync_listener *l, kith_sync_session *s)
         on_auth(l, s, &m);
         return;
     }
+    if (s->state == LS_CHAIN && m.type == SYNC_MEMBER_UPDATE) {
+        on_chain_op(l, s, &m);
+        return;
+    }
     if (s->state == LS_READY && m.type == SYNC_HELLO) {
         kith_vv *vv = NULL;
         if (sync_vv_from_wire(m.u.hello.vv, m.u.hello.n, &vv) != KITH_OK) {
@@ -207,7 +268,8 @@ static void on_frame(kith_sync_listener *l, kith_sync_session *s)
         on_push(l, s, &m);
         return;
     }
-    /* Membership, snapshots and keys go through a hub, which orders them. */
+    /* Membership, snapshots and keys go through a hub, which orders them
+     * (a chain crosses a LAN session only in the handshake). */
     snprintf(msg, sizeof msg, "unexpected message type 0x%02x on a LAN session", m.type);
     sync_session_refuse(s, SYNC_ST_BAD_STATE, msg);
 }
@@ -252,6 +314,7 @@ static void on_closed(kith_sync_session *s)
     int was_ready = s->state == LS_READY;
     s->state = 0;
     sync_peer_release(&s->peer);
+    sb_release(&s->chain);
     if (!s->counted)
         return;
     s->counted = 0;
@@ -412,6 +475,7 @@ void sync_listener_close(kith_sync_listener *l)
         s->l = NULL;
         s->counted = 0;
         sync_peer_release(&s->peer);
+        sb_release(&s->chain);
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         l->refs--;
     }

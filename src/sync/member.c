@@ -31,6 +31,13 @@ struct member {
     int role;
 };
 
+/* A device removed by a REMOVE_AT op: its blobs up to last_seq stay valid. */
+struct cutoff {
+    uint8_t pk[32];
+    uint64_t last_seq;
+    int role; /* its role when removed */
+};
+
 struct invite {
     uint8_t cap_pk[32];
     int role;
@@ -47,6 +54,8 @@ struct kith_members {
     size_t n, cap;
     struct invite *inv;
     size_t n_inv, cap_inv;
+    struct cutoff *cut;
+    size_t n_cut, cap_cut;
     char err[160];
 };
 
@@ -63,6 +72,8 @@ static size_t body_len(uint8_t type)
         return 41;
     case KITH_MOP_JOIN:
         return 96;
+    case KITH_MOP_REMOVE_AT:
+        return 40;
     }
     return SIZE_MAX;
 }
@@ -91,6 +102,10 @@ int kith_member_op_parse(const uint8_t *op, size_t len, kith_member_op *out)
             return KITH_ECORRUPT;
         if (out->type == KITH_MOP_INVITE)
             out->expires_ms = get_u64(b + 33);
+        /* fall through */
+    case KITH_MOP_REMOVE_AT:
+        if (out->type == KITH_MOP_REMOVE_AT)
+            out->last_seq = get_u64(b + 32);
         /* fall through */
     case KITH_MOP_REMOVE:
     case KITH_MOP_JOIN:
@@ -121,6 +136,7 @@ void kith_members_free(kith_members *m)
         return;
     kith_free(m->m);
     kith_free(m->inv);
+    kith_free(m->cut);
     kith_free(m);
 }
 
@@ -134,6 +150,14 @@ static struct member *find_member(const kith_members *m, const uint8_t *pk)
     for (size_t i = 0; i < m->n; i++)
         if (!memcmp(m->m[i].pk, pk, 32))
             return &m->m[i];
+    return NULL;
+}
+
+static struct cutoff *find_cutoff(const kith_members *m, const uint8_t *pk)
+{
+    for (size_t i = 0; i < m->n_cut; i++)
+        if (!memcmp(m->cut[i].pk, pk, 32))
+            return &m->cut[i];
     return NULL;
 }
 
@@ -197,6 +221,17 @@ int kith_members_invite(const kith_members *m, const uint8_t cap_pk[KITH_PK_BYTE
     return KITH_OK;
 }
 
+int kith_members_cutoff(const kith_members *m, const uint8_t pk[KITH_PK_BYTES], uint64_t *last_seq,
+                        int *role)
+{
+    const struct cutoff *c = find_cutoff(m, pk);
+    if (!c || find_member(m, pk))
+        return KITH_ENOTFOUND;
+    *last_seq = c->last_seq;
+    *role = c->role;
+    return KITH_OK;
+}
+
 static int owners(const kith_members *m)
 {
     int n = 0;
@@ -251,6 +286,7 @@ static int check_op(kith_members *m, const uint8_t *op, size_t len, const kith_m
             return fail(m, KITH_EINVAL, "op %zu: would leave no owner", m->length);
         return KITH_OK;
     case KITH_MOP_REMOVE:
+    case KITH_MOP_REMOVE_AT:
         t = find_member(m, o->subject);
         if (!t)
             return fail(m, KITH_EINVAL, "op %zu: removes a non-member", m->length);
@@ -310,10 +346,12 @@ int kith_members_apply(kith_members *m, const uint8_t *op, size_t len)
         return rc;
     /* Reserve first so that nothing below can fail half-way. */
     if (kith_grow((void **)&m->m, &m->cap, m->n + 1, sizeof *m->m) != 0 ||
-        kith_grow((void **)&m->inv, &m->cap_inv, m->n_inv + 1, sizeof *m->inv) != 0)
+        kith_grow((void **)&m->inv, &m->cap_inv, m->n_inv + 1, sizeof *m->inv) != 0 ||
+        kith_grow((void **)&m->cut, &m->cap_cut, m->n_cut + 1, sizeof *m->cut) != 0)
         return fail(m, KITH_ENOMEM, "out of memory");
     struct member *t;
     struct invite *v;
+    struct cutoff *c;
     switch (o.type) {
     case KITH_MOP_GENESIS:
         rc = set_role(m, o.signer, KITH_ROLE_OWNER);
@@ -322,7 +360,21 @@ int kith_members_apply(kith_members *m, const uint8_t *op, size_t len)
         rc = set_role(m, o.subject, o.role);
         break;
     case KITH_MOP_REMOVE:
+    case KITH_MOP_REMOVE_AT:
         t = find_member(m, o.subject);
+        /* A REMOVE_AT records the cut-off (replacing one from an earlier
+         * removal); a plain REMOVE (older chains) leaves none. */
+        c = find_cutoff(m, o.subject);
+        if (o.type == KITH_MOP_REMOVE_AT) {
+            if (!c) {
+                c = &m->cut[m->n_cut++];
+                memcpy(c->pk, o.subject, 32);
+            }
+            c->last_seq = o.last_seq;
+            c->role = t->role;
+        } else if (c) {
+            *c = m->cut[--m->n_cut];
+        }
         *t = m->m[--m->n];
         m->epoch++;
         break;
@@ -403,10 +455,14 @@ int kith_member_op_add(const kith_members *m, const uint8_t signer_sk[KITH_SK_BY
 }
 
 int kith_member_op_remove(const kith_members *m, const uint8_t signer_sk[KITH_SK_BYTES],
-                          const uint8_t pk[KITH_PK_BYTES], uint64_t time_ms, uint8_t **op,
-                          size_t *len)
+                          const uint8_t pk[KITH_PK_BYTES], uint64_t last_seq, uint64_t time_ms,
+                          uint8_t **op, size_t *len)
 {
-    return build(KITH_MOP_REMOVE, m->ws_id, m->head, time_ms, signer_sk, pk, 32, op, len);
+    uint8_t body[40];
+    memcpy(body, pk, 32);
+    put_u64(body + 32, last_seq);
+    return build(KITH_MOP_REMOVE_AT, m->ws_id, m->head, time_ms, signer_sk, body, sizeof body, op,
+                 len);
 }
 
 int kith_member_op_invite(const kith_members *m, const uint8_t signer_sk[KITH_SK_BYTES],

@@ -32,9 +32,13 @@ typedef struct kith_sync_listener kith_sync_listener;
 typedef struct kith_sync_session kith_sync_session;
 
 typedef struct sync_listener_callbacks {
-    /* A device proved it holds @pk on this TLS session: its role here
-     * (KITH_ROLE_NONE refuses it) and this replica's key epoch. */
-    int (*admit)(void *ud, const uint8_t pk[32], uint32_t *epoch);
+    /* A device proved it holds @pk on this TLS session and sent @chain (its
+     * membership ops, each u32 length + bytes, unverified; NULL/0: none):
+     * its role here (KITH_ROLE_NONE refuses it), this replica's key epoch
+     * and, in *@mine (kith_malloc'd, the listener frees it; NULL: none),
+     * the chain to send back in WELCOME, same layout. */
+    int (*admit)(void *ud, const uint8_t pk[32], const uint8_t *chain, size_t chain_len,
+                 uint32_t *epoch, uint8_t **mine, size_t *mine_len);
     /* Authenticated both ways; @addr is the peer's IP address. */
     void (*ready)(void *ud, kith_sync_session *s, const uint8_t pk[32], int role, const char *addr);
     /* HELLO: answer with sync_session_hello_reply, blobs, sync_session_caught_up. */

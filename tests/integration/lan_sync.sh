@@ -2,15 +2,21 @@
 # LAN sync for real (issue 4; docs/PROTOCOL.md "LAN"): three devices join a
 # workspace through a hub, the hub goes away, and each device's daemon runs
 # in its own network namespace on one bridged LAN (veth pairs to a bridge in
-# a fifth namespace). With no hub, they find each other by beacons, open
+# a fifth namespace). The third (cat) joins after the first two last talked
+# to the hub, so their chains lack it: the sessions carry the chains
+# (13.3), ann and ben adopt cat's longer one, and cat keeps its own over
+# their shorter ones. With no hub, they find each other by beacons, open
 # sessions (TLS 1.3, both ends proving membership over the channel binding)
 # and converge: edits made offline and edits made concurrently while
 # connected, byte for byte, every edit present, blame naming the authors.
 # Beside them on the LAN: a device of another workspace (finds and gets
 # nothing), a device holding a copy of the workspace key under an identity
 # that is not a member (refused and logged, its edit goes nowhere and it
-# gets nothing new), and a hand-made client that sends a bad signature and
-# a malformed frame to a listener (refused, logged).
+# gets nothing new), a member of a forked chain (fox, who joined through a
+# copy of the hub's data: its chain and theirs refused both ways), and a
+# hand-made client that sends a bad signature and a malformed frame to a
+# listener (refused, logged). Last, `kith sync` with no hub and no daemon of
+# its own syncs with the daemons over the LAN (13.5).
 #
 # Needs root and iproute2 (ip netns, veth, bridge); otherwise it skips.
 set -uo pipefail
@@ -28,6 +34,7 @@ tmp=$(mktemp -d /tmp/kith-lan-sync-XXXXXX)
 pre=kls-$$
 nss="$pre-sw $pre-a $pre-b $pre-c $pre-d"
 port=$((40000 + $$ % 20000))
+hubport=$((21000 + $$ % 15000))
 hubpid=
 cleanup() {
     local rc=$?
@@ -61,23 +68,46 @@ wait_for() { # SECONDS COMMAND...
 k() { local d=$1; shift; "$KITH" -C "$tmp/$d" "$@"; }
 
 # ---- a workspace, three members, through a hub on loopback ----
-"$KITH" hub --listen 127.0.0.1:0 --data "$tmp/hub" >"$tmp/hub.out" 2>"$tmp/hub.log" &
-hubpid=$!
-wait_for 5 grep -q '^hub: ' "$tmp/hub.out" || { echo "FAIL: hub did not start"; exit 1; }
-read -r _ url _ fp <"$tmp/hub.out"
+hub() { # DATA: a hub on 127.0.0.1:$hubport (the same URL and certificate for a copy of DATA)
+    "$KITH" hub --listen "127.0.0.1:$hubport" --data "$tmp/$1" >"$tmp/$1.out" 2>"$tmp/$1.log" &
+    hubpid=$!
+    wait_for 5 grep -q '^hub: ' "$tmp/$1.out" || { echo "FAIL: hub $1 did not start"; exit 1; }
+    read -r _ url _ fp <"$tmp/$1.out"
+}
+hub_stop() { kill "$hubpid"; wait "$hubpid" 2>/dev/null; hubpid=; }
+join() { # INVITER WHO
+    local link
+    link=$(k "$1" invite --role writer) || { echo "FAIL: invite $2"; exit 1; }
+    (cd "$tmp" && "$KITH" join "$link" "$2" --name "$2" >/dev/null) ||
+        { echo "FAIL: join $2"; exit 1; }
+}
+hub hub
 mkdir "$tmp/ann"
 (cd "$tmp/ann" && KITH_USER=ann "$KITH" init . >/dev/null)
 printf 'title\n\nintro\n\nbody\n' >"$tmp/ann/doc.md"
 k ann status >/dev/null
 k ann remote add "$url" --fingerprint "$fp" >/dev/null || { echo "FAIL: remote add"; exit 1; }
-for who in ben cat; do
-    link=$(k ann invite --role writer) || { echo "FAIL: invite"; exit 1; }
-    (cd "$tmp" && "$KITH" join "$link" "$who" --name "$who" >/dev/null) ||
-        { echo "FAIL: join $who"; exit 1; }
-done
-# Each device checks LAN peers against the membership chain it last verified
-# from a hub (PROTOCOL.md "LAN"): let ann and ben see the joins after theirs.
-for d in ann ben cat; do k $d sync >/dev/null || { echo "FAIL: sync $d"; exit 1; }; done
+join ann ben # ben never talks to the hub again
+hub_stop
+# A fork: a copy of the hub's data and of ann's folder, where ann's copy
+# invites fox; the chain of fox shares ann's and ben's first ops, then differs.
+cp -a "$tmp/hub" "$tmp/hub2"
+cp -a "$tmp/ann" "$tmp/ann2"
+hub hub2
+join ann2 fox
+hub_stop
+hub hub
+join ann cat # after ben's last hub contact, and ann's last is the invite
+hub_stop
+chain_ops() { python3 -c 'import sqlite3,sys; b=sqlite3.connect(sys.argv[1]).execute("select ops from lan_chain").fetchone()[0]
+n=i=0
+while i < len(b): i += 4 + int.from_bytes(b[i:i+4], "big"); n += 1
+print(n)' "$tmp/$1/.kith/sync.db"; }
+if command -v python3 >/dev/null; then
+    # ann: genesis, invite ben, join ben, invite cat; ben lacks the last; cat has one more.
+    [ "$(chain_ops ben)" -lt "$(chain_ops ann)" ] && [ "$(chain_ops ann)" -lt "$(chain_ops cat)" ] &&
+        ok || bad "chains held: ben $(chain_ops ben), ann $(chain_ops ann), cat $(chain_ops cat)"
+fi
 "$KITH" init "$tmp/zed" --name zed >/dev/null # another workspace
 printf 'zed only\n' >"$tmp/zed/z.md"
 k zed status >/dev/null
@@ -87,9 +117,6 @@ rm -f "$tmp/eve/.kith/daemon.pid" "$tmp/eve/.kith/daemon.lock"
 "$KITH" init "$tmp/eveid" --name eve >/dev/null
 cp "$tmp/eveid/.kith/identity" "$tmp/eve/.kith/identity"
 # The hub is gone for good.
-kill "$hubpid"
-wait "$hubpid" 2>/dev/null
-hubpid=
 
 # ---- the LAN: a bridge in its own namespace, one namespace per device ----
 for ns in $nss; do
@@ -147,6 +174,16 @@ echo "offline edits converged over the LAN in $(echo "$t1 - $t0" | bc) s (daemon
 for d in ann ben cat; do
     grep -q "lan: \(connected to\|device .* caught up\)" "$tmp/$d.log" && ok || bad "$d: no session"
 done
+# Chains on the sessions (13.3): ann and ben took cat's longer chain; cat
+# kept its own over a shorter one; now all three hold the same.
+for d in ann ben; do
+    grep -q "lan: adopted device .*membership chain" "$tmp/$d.log" && ok || bad "$d adopted no chain"
+done
+! grep -q "adopted device" "$tmp/cat.log" && ok || bad "cat adopted a chain"
+if command -v python3 >/dev/null; then
+    [ "$(chain_ops ann)" = "$(chain_ops cat)" ] && [ "$(chain_ops ben)" = "$(chain_ops cat)" ] && ok ||
+        bad "chains after the LAN: ann $(chain_ops ann), ben $(chain_ops ben), cat $(chain_ops cat)"
+fi
 
 # ---- live: all three edit the same file at once ----
 (sed -i 's/^body$/body, ann live/' "$tmp/ann/doc.md") &
@@ -196,6 +233,25 @@ wait_for 10 same3 "${live[@]}" "after eve" && ok || bad "'after eve' did not rea
 sleep 0.5
 ! grep -q "after eve" "$tmp/eve/doc.md" && ok || bad "eve got a change"
 for d in ann ben cat; do ! grep -q "eve was here" "$tmp/$d/doc.md" && ok || bad "eve's edit reached $d"; done
+
+# ---- a forked chain: fox joined through a copy of the hub ----
+printf 'fox was here\n' >>"$tmp/fox/doc.md"
+start fox d
+wait_for 5 grep -q "daemon started" "$tmp/fox.log" && ok || bad "daemon fox did not start"
+# Whoever connects sends its chain: the members refuse fox's (and fox
+# theirs, when one of them connects to it); fox stays refused.
+wait_for 10 grep -q "forks from ours" "$tmp/ann.log" "$tmp/ben.log" "$tmp/cat.log" "$tmp/fox.log" && ok ||
+    bad "no member refused fox's forked chain"
+wait_for 5 grep -q "refused device .*not a current member\|closing device .*not a current member" \
+    "$tmp/ann.log" "$tmp/ben.log" "$tmp/cat.log" "$tmp/fox.log" && ok || bad "fox not refused"
+printf 'after fox\n' >>"$tmp/ann/doc.md"
+wait_for 10 same3 "${live[@]}" "after eve" "after fox" && ok || bad "'after fox' did not reach everyone"
+sleep 0.5
+! grep -q "after fox" "$tmp/fox/doc.md" && ok || bad "fox got a change"
+for d in ann ben cat; do ! grep -q "fox was here" "$tmp/$d/doc.md" && ok || bad "fox's edit reached $d"; done
+if command -v python3 >/dev/null; then
+    [ "$(chain_ops ann)" = "$(chain_ops cat)" ] && ok || bad "ann's chain changed after fox"
+fi
 
 # ---- a hand-made client: a bad signature, then a malformed frame ----
 if command -v python3 >/dev/null; then
@@ -261,13 +317,60 @@ PY
     grep -q "malformed frame" "$tmp/ann.log" && ok || bad "malformed frame not logged"
 fi
 
+# ---- kith sync, no hub, no daemon of its own: the daemons over the LAN ----
+k cat daemon stop >/dev/null && ok || bad "stop cat"
+printf 'while cat was away\n' >>"$tmp/ben/doc.md"
+wait_for 10 has_all "$tmp/ann/doc.md" "while cat was away" && ok || bad "ann did not get ben's edit"
+printf 'cat via kith sync\n' >>"$tmp/cat/doc.md"
+# cat comes back with a chain that is behind (its first 3 ops, as if it had
+# last seen the hub before cat's own invite): a daemon it connects to (a
+# larger device id) keeps its own and says so; a daemon that connects to cat
+# hands it the longer chain, which cat adopts. No one's chain gets shorter.
+devid() { awk '{print $2}' "$tmp/$1/.kith/identity"; }
+smaller() { [ "$(printf '%s\n%s\n' "$1" "$2" | LC_ALL=C sort | head -1)" = "$1" ]; }
+if command -v python3 >/dev/null; then
+    python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); b=c.execute("select ops from lan_chain").fetchone()[0]
+i=0
+for _ in range(3): i += 4 + int.from_bytes(b[i:i+4], "big")
+c.execute("update lan_chain set ops = ?", (b[:i],)); c.commit()' "$tmp/cat/.kith/sync.db"
+    [ "$(chain_ops cat)" = 3 ] && ok || bad "cat's chain not cut: $(chain_ops cat)"
+fi
+ts=$(date +%s.%N)
+ip netns exec "$pre-c" timeout 60 "$KITH" -C "$tmp/cat" sync --lan-port "$port" --timeout 10 \
+    >"$tmp/cat-sync.out" 2>"$tmp/cat-sync.err"
+echo "kith sync over the LAN took $(echo "$(date +%s.%N) - $ts" | bc) s: $(tr '\n' ';' <"$tmp/cat-sync.out")"
+has_all "$tmp/cat/doc.md" "while cat was away" && ok || bad "kith sync did not pull over the LAN"
+[ "$(grep -c '^LAN peer .*: pushed [0-9]* change' "$tmp/cat-sync.out")" = 2 ] && ok ||
+    bad "kith sync does not report 2 LAN peers: $(cat "$tmp/cat-sync.out" "$tmp/cat-sync.err")"
+grep -q '^LAN peer .*pulled 1 change,' "$tmp/cat-sync.out" && ok ||
+    bad "kith sync does not report the change pulled: $(cat "$tmp/cat-sync.out")"
+grep -q '^LAN peer .*: pushed [1-9]' "$tmp/cat-sync.out" && ok ||
+    bad "kith sync does not report the change pushed: $(cat "$tmp/cat-sync.out")"
+if command -v python3 >/dev/null; then
+    cid=$(devid cat)
+    for d in ann ben; do
+        if smaller "$cid" "$(devid $d)"; then # cat connected: $d got the shorter chain
+            grep -q "device ${cid:0:16}'s membership chain is behind ours" "$tmp/$d.log" && ok ||
+                bad "$d did not refuse cat's shorter chain"
+        fi
+        [ "$(chain_ops $d)" = 5 ] && ok || bad "$d's chain changed: $(chain_ops $d) ops"
+    done
+    [ "$(chain_ops cat)" = 5 ] && ok || bad "cat did not adopt the longer chain back: $(chain_ops cat)"
+fi
+wait_for 10 has_all "$tmp/ann/doc.md" "cat via kith sync" && ok || bad "ann did not get cat's edit"
+wait_for 10 has_all "$tmp/ben/doc.md" "cat via kith sync" && ok || bad "ben did not get cat's edit"
+ip netns exec "$pre-c" timeout 60 "$KITH" -C "$tmp/cat" sync --lan-port "$port" --timeout 10 --json \
+    >"$tmp/cat-sync.json" 2>/dev/null
+grep -q '"lan": \[' "$tmp/cat-sync.json" && grep -q '"address": "10.214.0.' "$tmp/cat-sync.json" &&
+    ok || bad "kith sync --json lists no LAN peer: $(cat "$tmp/cat-sync.json")"
+
 # ---- stopping ----
-for d in ann ben cat zed eve; do
+for d in ann ben zed eve fox; do
     k "$d" daemon stop >/dev/null && ok || bad "stop $d"
 done
 t2=$(date +%s.%N)
 echo "$pass passed, $fail failed ($(echo "$t2 - $t0" | bc) s with daemons)"
 if [ "$fail" -ne 0 ]; then
-    for d in ann ben cat eve; do echo "--- $d.log"; tail -25 "$tmp/$d.log"; done
+    for d in ann ben cat eve fox; do echo "--- $d.log"; tail -25 "$tmp/$d.log"; done
 fi
 [ "$fail" -eq 0 ]

@@ -4,7 +4,8 @@
 # all edit the same file while the hub is down; after it comes back, kith
 # sync converges the three folders byte for byte with every edit present and
 # blame naming the right authors. A reader cannot push; a removed member is
-# refused and the key rotates; a link works once; the hub's data never holds
+# refused and the key rotates, and its changes beyond the removal's cut-off
+# are refused even when they reach a member another way; a link works once; the hub's data never holds
 # a canary typed into a file; a bundle carries changes with no hub at all.
 set -u
 KITH=${KITH:-$(dirname "$0")/../../build/kith}
@@ -84,6 +85,15 @@ printf 'cat again\n' >>"$T/cat/doc.md"
 k cat sync >/dev/null 2>"$T/cat.err" && fail "a removed member synced"
 grep -q "not a member" "$T/cat.err" || fail "removed message: $(cat "$T/cat.err")"
 k ann members | grep -q "cat  \[removed\]" || fail "members: $(k ann members)"
+# The removal named cat's last accepted seq (PROTOCOL.md 3.2): a change cat
+# makes afterwards, sealed with the old key and signed as cat, is refused by
+# ann however it arrives (here in a bundle; a colluding hub's relay and a
+# LAN session go through the same check).
+k cat bundle create "$T/cat.kb" --for "$(k ann bundle summary)" >/dev/null 2>&1 ||
+    fail "cat bundle create"
+k ann bundle apply "$T/cat.kb" >/dev/null 2>"$T/cut.err" && fail "a removed member's later change applied"
+grep -q "beyond its cut-off" "$T/cut.err" || fail "cut-off message: $(cat "$T/cut.err")"
+grep -q "cat again" "$T/ann/doc.md" && fail "cat's change after removal arrived"
 
 # Zero knowledge: the canary never reaches the hub's files.
 grep -rqa "$CANARY" "$T/hubdata" && fail "canary in the hub's data"

@@ -7,7 +7,9 @@
  * malformed frame and a foreign protocol version close only that
  * connection; an invite admits one device once and not after expiry; a
  * snapshot replaces the history for a new device; a removed member is cut
- * off; SIGTERM stops the hub with status 0; and the canary plaintext never
+ * off, its blobs up to the removal's cut-off still accepted and none beyond
+ * (a cut-off below what the hub holds, and a plain REMOVE, are refused);
+ * SIGTERM stops the hub with status 0; and the canary plaintext never
  * appears in the hub's files or log.
  *
  * The kith binary: $KITH, else "kith" next to this test binary (both are
@@ -598,10 +600,31 @@ TT_TEST(test_remove)
 {
     uint8_t *op = NULL;
     size_t len;
-    TT_OK(kith_member_op_remove(kith_sync_client_members(H.o.c), H.own.sk, H.wri.pk, now_ms(),
-                                &op, &len));
+    uint64_t last = 0;
+    int was = 0;
+    /* a new plain REMOVE (it names no cut-off) is refused */
+    TT_OK(kith_member_op_remove(kith_sync_client_members(H.o.c), H.own.sk, H.wri.pk, H.w_seq,
+                                now_ms(), &op, &len));
+    op[1] = KITH_MOP_REMOVE;
+    unsigned char msg[14 + 122];
+    memcpy(msg, "kith-member-v1", 14);
+    memcpy(msg + 14, op, 122);
+    crypto_sign_detached(op + 122, NULL, msg, sizeof msg, H.own.sk);
+    TT_EQ(member_op(&H.o, op, 186, NULL, 0), KITH_EINVAL);
+    TT_ASSERT(strstr(H.o.last_text, "REMOVE_AT"));
+    /* a cut-off below what the hub holds of the device is refused */
+    TT_OK(kith_member_op_remove(kith_sync_client_members(H.o.c), H.own.sk, H.wri.pk,
+                                H.w_seq - 1, now_ms(), &op, &len));
+    TT_EQ(member_op(&H.o, op, len, NULL, 0), KITH_EINVAL);
+    TT_ASSERT(strstr(H.o.last_text, "cut-off"));
+    TT_EQ(kith_members_role(kith_sync_client_members(H.o.c), H.wri.pk), KITH_ROLE_WRITER);
+    /* the owner accepts one more than the hub has: the cut-off */
+    TT_OK(kith_member_op_remove(kith_sync_client_members(H.o.c), H.own.sk, H.wri.pk,
+                                H.w_seq + 1, now_ms(), &op, &len));
     TT_OK(member_op(&H.o, op, len, NULL, 0));
     TT_EQ(kith_members_epoch(kith_sync_client_members(H.o.c)), 1);
+    TT_OK(kith_members_cutoff(kith_sync_client_members(H.o.c), H.wri.pk, &last, &was));
+    TT_EQ(last, H.w_seq + 1);
     run_until(&H.w.closed, 1, 3000);
     TT_ASSERT(H.w.closed);
     TT_ASSERT(strstr(H.w.err, "removed"));
@@ -610,6 +633,12 @@ TT_TEST(test_remove)
     run_until(&H.w.closed, 1, 5000);
     TT_ASSERT(!H.w.ready && strstr(H.w.err, "not a member"));
     drop_cl(&H.w);
+    /* Its blobs up to the cut-off stay valid (another member may push
+     * them); beyond it the hub refuses them and says so in its log. */
+    TT_OK(push(&H.o, &H.wri, H.w_seq + 1, "removed-in-flight", 0));
+    TT_EQ(push(&H.o, &H.wri, H.w_seq + 2, "removed-beyond", 0), KITH_EPERM);
+    TT_ASSERT(log_has("seq beyond its cut-off"));
+    H.w_seq++;
 }
 
 /* Reads every file under @dir looking for @needle. */

@@ -2,8 +2,10 @@
  * Membership chain: the genesis makes the owner; owners and admins add,
  * remove and invite within their authority; an invite admits exactly one
  * device, only with the capability key and only before it expires; a
- * removal moves the key epoch; ops that do not link to the head, are
- * mis-signed, tampered or malformed change nothing.
+ * removal moves the key epoch and (REMOVE_AT) names the removed device's
+ * cut-off, while a plain REMOVE of an older chain still verifies; ops that
+ * do not link to the head, are mis-signed, tampered or malformed change
+ * nothing.
  */
 #include <sodium.h>
 
@@ -70,20 +72,20 @@ TT_TEST(test_genesis_and_roles)
           KITH_EPERM);
     TT_EQ(APPLY(m, kith_member_op_add(m, a.sk, x.pk, KITH_ROLE_OWNER, 3, &op_, &len_)),
           KITH_EPERM);
-    TT_EQ(APPLY(m, kith_member_op_remove(m, a.sk, o.pk, 3, &op_, &len_)), KITH_EPERM);
+    TT_EQ(APPLY(m, kith_member_op_remove(m, a.sk, o.pk, 0, 3, &op_, &len_)), KITH_EPERM);
     /* the last owner cannot be removed or demoted */
-    TT_EQ(APPLY(m, kith_member_op_remove(m, o.sk, o.pk, 3, &op_, &len_)), KITH_EINVAL);
+    TT_EQ(APPLY(m, kith_member_op_remove(m, o.sk, o.pk, 0, 3, &op_, &len_)), KITH_EINVAL);
     TT_EQ(APPLY(m, kith_member_op_add(m, o.sk, o.pk, KITH_ROLE_ADMIN, 3, &op_, &len_)),
           KITH_EINVAL);
     TT_EQ(kith_members_length(m), 4);
     /* removal: epoch moves, role gone */
     TT_EQ(kith_members_epoch(m), 0);
-    TT_OK(APPLY(m, kith_member_op_remove(m, a.sk, w.pk, 4000, &op_, &len_)));
+    TT_OK(APPLY(m, kith_member_op_remove(m, a.sk, w.pk, 0, 4000, &op_, &len_)));
     TT_EQ(kith_members_epoch(m), 1);
     TT_EQ(kith_members_role(m, w.pk), KITH_ROLE_NONE);
     /* removed devices sign nothing that counts */
-    TT_EQ(APPLY(m, kith_member_op_remove(m, w.sk, r.pk, 5, &op_, &len_)), KITH_EPERM);
-    TT_EQ(APPLY(m, kith_member_op_remove(m, a.sk, w.pk, 5, &op_, &len_)), KITH_EINVAL);
+    TT_EQ(APPLY(m, kith_member_op_remove(m, w.sk, r.pk, 0, 5, &op_, &len_)), KITH_EPERM);
+    TT_EQ(APPLY(m, kith_member_op_remove(m, a.sk, w.pk, 0, 5, &op_, &len_)), KITH_EINVAL);
     kith_members_free(m);
 }
 
@@ -233,5 +235,79 @@ TT_TEST(test_parse_malformed)
     TT_EQ(kith_member_op_parse(junk, 90 + 33 + 64, &p), KITH_ECORRUPT);
 }
 
+/* A plain REMOVE (type 3), as chains written before REMOVE_AT hold it. */
+static uint8_t *legacy_remove(const kith_members *m, const struct dev *signer, const uint8_t *pk,
+                              size_t *len)
+{
+    uint8_t *op = NULL;
+    size_t l = 0;
+    if (kith_member_op_remove(m, signer->sk, pk, 0, 77, &op, &l) != KITH_OK || l != 194)
+        abort();
+    op[1] = KITH_MOP_REMOVE;
+    unsigned char msg[14 + 122];
+    memcpy(msg, "kith-member-v1", 14);
+    memcpy(msg + 14, op, 122);
+    crypto_sign_detached(op + 122, NULL, msg, sizeof msg, signer->sk);
+    *len = 186;
+    return op;
+}
+
+TT_TEST(test_remove_cutoff)
+{
+    struct dev o, w, w2, r;
+    dev(&o), dev(&w), dev(&w2), dev(&r);
+    kith_members *m = genesis(&o);
+    TT_OK(APPLY(m, kith_member_op_add(m, o.sk, w.pk, KITH_ROLE_WRITER, 2, &op_, &len_)));
+    TT_OK(APPLY(m, kith_member_op_add(m, o.sk, w2.pk, KITH_ROLE_WRITER, 3, &op_, &len_)));
+    TT_OK(APPLY(m, kith_member_op_add(m, o.sk, r.pk, KITH_ROLE_READER, 4, &op_, &len_)));
+    uint64_t last = 0;
+    int was = 0;
+    TT_EQ(kith_members_cutoff(m, w.pk, &last, &was), KITH_ENOTFOUND); /* a member */
+    /* encoding: type 6, 194 bytes, the seq big-endian after the device id */
+    uint8_t *op = NULL;
+    size_t len = 0;
+    TT_OK(kith_member_op_remove(m, o.sk, w.pk, 0x0102030405060708ull, 5, &op, &len));
+    TT_EQ(len, 194);
+    TT_EQ(op[0], 1);
+    TT_EQ(op[1], KITH_MOP_REMOVE_AT);
+    TT_EQ(op[90 + 32], 0x01);
+    TT_EQ(op[90 + 39], 0x08);
+    kith_member_op p;
+    TT_OK(kith_member_op_parse(op, len, &p));
+    TT_EQ(p.type, KITH_MOP_REMOVE_AT);
+    TT_EQ(p.last_seq, 0x0102030405060708ull);
+    TT_ASSERT(!memcmp(p.subject, w.pk, 32));
+    TT_EQ(kith_member_op_parse(op, len - 1, &p), KITH_ECORRUPT);
+    /* the seq is signed: changing it breaks the signature */
+    op[90 + 39] ^= 1;
+    TT_EQ(kith_members_apply(m, op, len), KITH_EAUTH);
+    op[90 + 39] ^= 1;
+    TT_OK(kith_members_apply(m, op, len));
+    kith_free(op);
+    TT_EQ(kith_members_role(m, w.pk), KITH_ROLE_NONE);
+    TT_EQ(kith_members_epoch(m), 1);
+    TT_OK(kith_members_cutoff(m, w.pk, &last, &was));
+    TT_EQ(last, 0x0102030405060708ull);
+    TT_EQ(was, KITH_ROLE_WRITER);
+    /* same authority rules as REMOVE: a writer may not remove */
+    TT_EQ(APPLY(m, kith_member_op_remove(m, w2.sk, r.pk, 1, 6, &op_, &len_)), KITH_EPERM);
+    /* a plain REMOVE (older chains) still verifies and names no cut-off */
+    op = legacy_remove(m, &o, w2.pk, &len);
+    TT_OK(kith_member_op_parse(op, len, &p));
+    TT_EQ(p.type, KITH_MOP_REMOVE);
+    TT_EQ(p.last_seq, 0);
+    TT_OK(kith_members_apply(m, op, len));
+    kith_free(op);
+    TT_EQ(kith_members_epoch(m), 2);
+    TT_EQ(kith_members_cutoff(m, w2.pk, &last, &was), KITH_ENOTFOUND);
+    /* re-added: a member again, no cut-off; removed again: the new one */
+    TT_OK(APPLY(m, kith_member_op_add(m, o.sk, w.pk, KITH_ROLE_WRITER, 7, &op_, &len_)));
+    TT_EQ(kith_members_cutoff(m, w.pk, &last, &was), KITH_ENOTFOUND);
+    TT_OK(APPLY(m, kith_member_op_remove(m, o.sk, w.pk, 42, 8, &op_, &len_)));
+    TT_OK(kith_members_cutoff(m, w.pk, &last, &was));
+    TT_EQ(last, 42);
+    kith_members_free(m);
+}
+
 TT_MAIN(TT_CASE(test_genesis_and_roles), TT_CASE(test_chain_links), TT_CASE(test_tampered_ops),
-        TT_CASE(test_invite_join), TT_CASE(test_parse_malformed))
+        TT_CASE(test_invite_join), TT_CASE(test_parse_malformed), TT_CASE(test_remove_cutoff))
