@@ -70,7 +70,7 @@ static const struct verb verbs[] = {
     {"ai", cmd_ai, "on-device language model: run, draft, ask, review, catchup, bench ..."},
     {"hub", cmd_net, "serve end-to-end encrypted sync (kith hub --listen ADDR:PORT --data DIR)"},
     {"remote", cmd_net, "list the hubs, or add one (kith remote add URL)"},
-    {"sync", cmd_net, "push and pull changes with every hub once"},
+    {"sync", cmd_net, "push and pull changes with every hub and LAN peer once"},
     {"invite", cmd_net, "print a one-time join link for a new device"},
     {"join", cmd_net, "make a folder a full replica from a join link"},
     {"members", cmd_net, "list the workspace's members"},
