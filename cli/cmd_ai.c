@@ -100,7 +100,7 @@ static int cmd_run(int argc, char **argv)
     kith_ctx_params_init(&cp);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double d;
+        double d = 0;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             run_usage(stdout);
             return 0;
@@ -435,7 +435,7 @@ static int cmd_bench_ai(int argc, char **argv)
     kith_ctx_params_init(&cp);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double d;
+        double d = 0;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: kith ai bench [--model M] [--threads K] [-p N] [-n N] [--runs R]\n"
                    "                     [--json]\n"

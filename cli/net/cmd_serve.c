@@ -113,7 +113,7 @@ int cmd_serve(int argc, char **argv)
     o.port = DEFAULT_PORT;
     const char *model = NULL, *token_file = NULL, *wsdir = NULL;
     int level = KITH_LOG_INFO;
-    long n;
+    long n = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {

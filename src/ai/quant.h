@@ -208,7 +208,8 @@ typedef void (*quant_att_fn)(size_t hd, const uint16_t *q16, const uint16_t *k,
  * each SIMD lane is one token; gemm16 then dots @nr (1..4) weight rows
  * (w + r*w_stride) with the panel's @nt tokens: y[t*y_stride + r]. Each
  * weight byte is read once per 16 tokens. @n: a multiple of the weight
- * type's block (32 or 256). */
+ * type's block (32 or 256). Types with the same panel_prep (Q4_K and Q6_K)
+ * share a panel, so their matrices can be one job. */
 #define QUANT_PANEL_BYTES(n) ((n) / 32 * 640)
 typedef void (*quant_panel_prep_fn)(const void *a, size_t a_stride, int nt, void *dst, size_t n);
 typedef void (*quant_gemm_fn)(size_t n, const void *w, size_t w_stride, int nr, const void *panel,

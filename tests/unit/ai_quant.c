@@ -305,6 +305,103 @@ TT_TEST(panels_match_scalar)
     printf("     (%d panel kernels tested)\n", tested);
 }
 
+/* Q4_K and Q6_K: the panel kernel (batches of 16 or more tokens) and the
+ * tile kernel (smaller batches, one token) do the same integer block sums
+ * and the same float chain, so that batched and single-token logits agree
+ * bit for bit. Weights from the quantizer and, for Q6_K, random bytes (every
+ * 6-bit value and scale, -128 included). */
+TT_TEST(k_panels_match_tiles_bits)
+{
+    enum { R = 4, C = 16 };
+    static float x[N], a[N];
+    static uint8_t wrows[R * N], qa[C][N * 4], pa[QUANT_PANEL_BYTES(N)];
+    const char *levels[] = {"avx2", "avx512", "neon", "neon-dotprod"};
+    const uint32_t types[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+    const struct quant_kernels *ref = quant_kernels_named("scalar");
+    int tested = 0;
+    for (size_t lv = 0; lv < sizeof levels / sizeof levels[0]; lv++) {
+        const struct quant_kernels *k = quant_kernels_named(levels[lv]);
+        if (!k)
+            continue;
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+            uint32_t type = types[t];
+            if (!k->gemm16[type] || !k->tile4[type] || k->tile_prep[type])
+                continue;
+            tested++;
+            size_t wb = quant_row_bytes(type, N);
+            for (int rep = 0; rep < 4; rep++) {
+                for (int r = 0; r < R; r++) {
+                    uint8_t *wr = wrows + (size_t)r * wb;
+                    if (type == GGML_TYPE_Q6_K && rep % 2) {
+                        for (size_t i = 0; i < wb; i++) {
+                            frand();
+                            wr[i] = (uint8_t)rng;
+                        }
+                        for (int b = 0; b < N / QK_K; b++) {
+                            blk_q6_K *blk = (blk_q6_K *)wr + b;
+                            blk->d = quant_f32_to_f16(0.001f + 0.01f * fabsf(frand()));
+                            if (b == 0)
+                                blk->scales[3] = -128;
+                        }
+                    } else {
+                        fill(x, N, 1.0f);
+                        make_weights(type, x, wr);
+                    }
+                }
+                for (int c = 0; c < C; c++) {
+                    fill(a, N, (rep + c) % 3 ? 0.01f : 3.0f);
+                    if (c == 5)
+                        for (int i = 0; i < N; i++)
+                            a[i] = i % 2 ? 1.0f : -1.0f; /* quants of +-127 */
+                    ref->act[GGML_TYPE_Q8_K](a, qa[c], N);
+                }
+                int nt = rep < 2 ? 16 : 11;
+                float yp[C][R], yt[C][R];
+                memset(yp, 0, sizeof yp);
+                memset(yt, 0, sizeof yt);
+                k->panel_prep[type](qa, sizeof qa[0], nt, pa, N);
+                k->gemm16[type](N, wrows, wb, R, pa, nt, &yp[0][0], R);
+                /* panel with fewer rows: the same bits as with 4 */
+                for (int nr = 1; nr < R; nr++) {
+                    float y1[C][R];
+                    k->gemm16[type](N, wrows, wb, nr, pa, nt, &y1[0][0], R);
+                    for (int c = 0; c < nt; c++)
+                        for (int r = 0; r < nr; r++)
+                            if (memcmp(&y1[c][r], &yp[c][r], sizeof(float)))
+                                TT_FAIL_("%s %s panel nr=%d (%d,%d): %.9g vs %.9g with nr=4", k->name,
+                                         gguf_ggml_type_name(type), nr, r, c, y1[c][r], yp[c][r]);
+                }
+                /* tiles of 1..4 columns (tokens) */
+                for (int c = 0; c < nt;) {
+                    int nc = 1 + (c + rep) % 4;
+                    if (nc > nt - c)
+                        nc = nt - c;
+                    k->tile4[type](N, wrows, wb, qa[c], sizeof qa[0], nc, &yt[c][0], R);
+                    c += nc;
+                }
+                for (int c = 0; c < nt; c++)
+                    for (int r = 0; r < R; r++) {
+                        static float wd[N], ad[N];
+                        double mag = 0, s = ref->dot[type](N, wrows + (size_t)r * wb, qa[c]);
+                        quant_ref_dequant_row(type, wrows + (size_t)r * wb, wd, N);
+                        quant_ref_dequant_row(GGML_TYPE_Q8_K, qa[c], ad, N);
+                        for (int i = 0; i < N; i++)
+                            mag += fabs((double)wd[i] * ad[i]);
+                        if (fabs(yp[c][r] - s) > 1e-5 * mag + 1e-6)
+                            TT_FAIL_("%s %s rep=%d (%d,%d): panel %.9g vs scalar %.9g", k->name,
+                                     gguf_ggml_type_name(type), rep, r, c, yp[c][r], s);
+                    }
+                for (int c = 0; c < nt; c++)
+                    for (int r = 0; r < R; r++)
+                        if (memcmp(&yt[c][r], &yp[c][r], sizeof(float)))
+                            TT_FAIL_("%s %s rep=%d (%d,%d): tile %.9g vs panel %.9g", k->name,
+                                     gguf_ggml_type_name(type), rep, r, c, yt[c][r], yp[c][r]);
+            }
+        }
+    }
+    printf("     (%d K-quant panel/tile pairs tested)\n", tested);
+}
+
 /* Row lengths that are not a multiple of 16 (ffn_down of small models has
  * 172): the F32 tile's masked tail and dot4 against the scalar dot. */
 TT_TEST(f32_odd_lengths)
@@ -403,5 +500,6 @@ TT_TEST(att_small_matches_loop)
 }
 
 TT_MAIN(TT_CASE(f16_conversion), TT_CASE(round_trips), TT_CASE(dot_matches_dequantized),
-        TT_CASE(simd_matches_scalar), TT_CASE(tiles_match_scalar), TT_CASE(panels_match_scalar), TT_CASE(f32_odd_lengths),
+        TT_CASE(simd_matches_scalar), TT_CASE(tiles_match_scalar), TT_CASE(panels_match_scalar),
+        TT_CASE(k_panels_match_tiles_bits), TT_CASE(f32_odd_lengths),
         TT_CASE(att_small_matches_loop))

@@ -79,6 +79,8 @@ typedef struct str {
 
 static void str_put(str *s, const char *p, size_t n)
 {
+    if (n > ((size_t)1 << 40) || s->n > ((size_t)1 << 40)) /* tells gcc -O3 the sizes are sane */
+        abort();
     if (s->n + n + 1 > s->cap) {
         s->cap = (s->n + n + 1) * 2;
         s->p = realloc(s->p, s->cap);

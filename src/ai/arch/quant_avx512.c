@@ -475,22 +475,24 @@ TGT static void tile4_q4_K(size_t n, const void *w, size_t ws, const void *a, si
 /* Q6_K . Q8_K, the same shape: each half of a block gives two zmm of 64
  * elements in natural order ([low nibbles of ql | of ql+32] with qh bits
  * 0-1 and 2-3, then the high nibbles with bits 4-5 and 6-7). q - 32 comes
- * from subtracting vpmaddubsw(32, a), computed once per activation row. */
+ * from subtracting vpmaddubsw(32, a), computed once per activation row.
+ * Like the Q4_K tile, each block's exact integer sum (sum_j sc_j sum (q-32)a)
+ * is reduced per (row, column) and goes into one float chain per pair,
+ * acc = fma(I, d*da, acc): the arithmetic of the panel kernel (gemm_q6_K),
+ * so batched prompts and single tokens give the same bits. */
 TGT static inline __attribute__((always_inline)) void
 tile_q6_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y,
                size_t ys, const int NC)
 {
-    __m512 acc[4][2];
+    __m128 acc[2];
     TILE_UNROLL
-    for (int r = 0; r < 4; r++) {
-        TILE_UNROLL
-        for (int c = 0; c < NC; c++)
-            acc[r][c] = _mm512_setzero_ps();
-    }
+    for (int c = 0; c < NC; c++)
+        acc[c] = _mm_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0xF), m3 = _mm512_set1_epi8(3), c32 = _mm512_set1_epi8(32);
+    const __m512i sh02 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
     for (size_t b = 0; b < n / QK_K; b++) {
         __m512i sc16[4];
-        __m512 dw[4];
+        float dws[4];
         __m512i isum[4][2];
         TILE_UNROLL
         for (int r = 0; r < 4; r++) {
@@ -501,7 +503,7 @@ tile_q6_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t a
             _mm_prefetch((const char *)x + 4 * ws + 192, _MM_HINT_T0);
             sc16[r] = _mm512_castsi256_si512(
                 _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales)));
-            dw[r] = _mm512_set1_ps(f16_lut[x->d]);
+            dws[r] = f16_lut[x->d];
             TILE_UNROLL
             for (int c = 0; c < NC; c++)
                 isum[r][c] = _mm512_setzero_si512();
@@ -521,8 +523,8 @@ tile_q6_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t a
             for (int r = 0; r < 4; r++) {
                 const blk_q6_K *x = (const blk_q6_K *)(w + (size_t)r * ws) + b;
                 __m512i L = _mm512_loadu_si512(x->ql + 64 * h);
-                __m256i hb = LDY(x->qh + 32 * h);
-                __m512i H = _mm512_inserti64x4(_mm512_castsi256_si512(hb), _mm256_srli_epi16(hb, 2), 1);
+                /* [qh | qh >> 2]: a broadcast load and a shift, no shuffle */
+                __m512i H = _mm512_srlv_epi16(_mm512_broadcast_i64x4(LDY(x->qh + 32 * h)), sh02);
                 __m512i z[2];
                 z[0] = _mm512_or_si512(_mm512_and_si512(L, m4),
                                        _mm512_slli_epi16(_mm512_and_si512(H, m3), 4));
@@ -547,21 +549,17 @@ tile_q6_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t a
                 }
             }
         }
+        const __m128 dw4 = _mm_loadu_ps(dws);
         TILE_UNROLL
         for (int c = 0; c < NC; c++) {
-            __m512 da = _mm512_set1_ps(((const blk_q8_K *)(a + (size_t)c * as) + b)->d);
-            TILE_UNROLL
-            for (int r = 0; r < 4; r++)
-                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r][c]), _mm512_mul_ps(dw[r], da),
-                                            acc[r][c]);
+            __m128 da = _mm_set1_ps(((const blk_q8_K *)(a + (size_t)c * as) + b)->d);
+            __m128i I = hsum4_epi32(isum[0][c], isum[1][c], isum[2][c], isum[3][c]);
+            acc[c] = _mm_fmadd_ps(_mm_cvtepi32_ps(I), _mm_mul_ps(da, dw4), acc[c]);
         }
     }
     TILE_UNROLL
-    for (int c = 0; c < NC; c++) {
-        TILE_UNROLL
-        for (int r = 0; r < 4; r++)
-            y[(size_t)c * ys + r] = _mm512_reduce_add_ps(acc[r][c]);
-    }
+    for (int c = 0; c < NC; c++)
+        _mm_storeu_ps(y + (size_t)c * ys, acc[c]);
 }
 
 TGT static void tile4_q6_K(size_t n, const void *w, size_t ws, const void *a, size_t as, int nc,
@@ -858,22 +856,28 @@ gemm_q8_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt, f
 GEMM_FN(gemm_q8_0, gemm_q8_body, 0)
 GEMM_FN(gemm_q4_0, gemm_q8_body, 1)
 
-/* Q4_K . Q8_K panels, per 256-block: 64 zmm of quants (group g: elements
- * 4g..4g+3), the 16 token scales, then 4 zmm of int16 pairs (S[2i], S[2i+1])
- * with S[j] the sum of the token's quants of sub-block j (for the mins).
+/* Q8_K panels (Q4_K and Q6_K weights share them, so that a Q6_K attn_v
+ * joins Q4_K Q and K in one job), per 256-block: 64 zmm of quants (group g:
+ * elements 4g..4g+3), the 16 token scales, then 4 zmm of int16 pairs
+ * (S[2i], S[2i+1]) with S[j] the sum of the token's quants of 32-element
+ * sub-block j (Q4_K's mins), then 8 zmm of int16 pairs (B[2i], B[2i+1])
+ * with B[j] the token's Q8_K bsums (sums of 16, Q6_K's -32).
  * A Q4_K chunk of 32 bytes holds sub-blocks 2ch (low nibbles) and 2ch+1
  * (high, taken as 16 * q and shifted back); the sub-block sums are scaled
  * by the 6-bit scales in integers, so a block's sums are exact and its float
  * arithmetic is the tile kernel's (tile_q4_K_body): same bits. */
-#define PANEL_KBLK (64 * 64 + 64 + 256)
+#define PANEL_KBLK (64 * 64 + 64 + 256 + 512)
+#define PANEL_KS32 (64 * 64 + 64)
+#define PANEL_KS16 (64 * 64 + 64 + 256)
+_Static_assert(PANEL_KBLK <= QUANT_PANEL_BYTES(QK_K), "a Q8_K panel block fits its share");
 
-TGT static void panel_prep_q4_K(const void *aq, size_t a_stride, int nt, void *dst, size_t n)
+TGT static void panel_prep_q8_K(const void *aq, size_t a_stride, int nt, void *dst, size_t n)
 {
     uint8_t *o = dst;
     for (size_t b = 0; b < n / QK_K; b++, o += PANEL_KBLK) {
         uint32_t *q = (uint32_t *)o;
         float *d = (float *)(o + 4096);
-        int16_t *sp = (int16_t *)(o + 4096 + 64);
+        int16_t *sp = (int16_t *)(o + PANEL_KS32), *s16 = (int16_t *)(o + PANEL_KS16);
         for (int t = 0; t < 16; t++) {
             if (t >= nt) {
                 for (int g = 0; g < 64; g++)
@@ -881,6 +885,8 @@ TGT static void panel_prep_q4_K(const void *aq, size_t a_stride, int nt, void *d
                 d[t] = 0;
                 for (int i = 0; i < 4; i++)
                     sp[i * 32 + 2 * t] = sp[i * 32 + 2 * t + 1] = 0;
+                for (int i = 0; i < 8; i++)
+                    s16[i * 32 + 2 * t] = s16[i * 32 + 2 * t + 1] = 0;
                 continue;
             }
             const blk_q8_K *y = (const blk_q8_K *)((const uint8_t *)aq + (size_t)t * a_stride) + b;
@@ -890,6 +896,10 @@ TGT static void panel_prep_q4_K(const void *aq, size_t a_stride, int nt, void *d
             for (int i = 0; i < 4; i++) {
                 sp[i * 32 + 2 * t] = (int16_t)(y->bsums[4 * i] + y->bsums[4 * i + 1]);
                 sp[i * 32 + 2 * t + 1] = (int16_t)(y->bsums[4 * i + 2] + y->bsums[4 * i + 3]);
+            }
+            for (int i = 0; i < 8; i++) {
+                s16[i * 32 + 2 * t] = y->bsums[2 * i];
+                s16[i * 32 + 2 * t + 1] = y->bsums[2 * i + 1];
             }
         }
     }
@@ -915,7 +925,7 @@ gemm_q4_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt,
             M[r] = _mm512_setzero_si512();
             for (int i = 0; i < 4; i++)
                 M[r] = _mm512_dpwssd_epi32(
-                    M[r], _mm512_loadu_si512(pa + 4096 + 64 + 64 * i),
+                    M[r], _mm512_loadu_si512(pa + PANEL_KS32 + 64 * i),
                     _mm512_set1_epi32((int)((uint32_t)sm[r][8 + 2 * i] | (uint32_t)sm[r][9 + 2 * i] << 16)));
             I[r] = _mm512_setzero_si512();
         }
@@ -947,6 +957,81 @@ gemm_q4_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt,
     panel_store(acc, NR, nt, y, ys);
 }
 GEMM_FN(gemm_q4_K, gemm_q4_K_body, 0)
+
+/* Q6_K . Q8_K panels: each weight row's block is unpacked once into its 256
+ * 6-bit values (unsigned, natural order) on the stack, whose 4-byte groups
+ * are then broadcast into vpdpbusd against the tokens' quants. Per 16-element
+ * sub-block j the exact sum D_j is scaled by the signed 8-bit scale in
+ * integers; the -32 is -32 * sum_j sc_j B_j over the bsums (vpdpwssd on the
+ * int16 pairs). The block's integer sum is the tile kernel's
+ * (tile_q6_K_body) and so is its float chain: same bits. */
+TGT static inline __attribute__((always_inline)) void
+gemm_q6_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt, float *y,
+               size_t ys, const int NR, const int unused)
+{
+    (void)unused;
+    __m512 acc[4];
+    for (int r = 0; r < NR; r++)
+        acc[r] = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0xF), m3 = _mm512_set1_epi8(3);
+    const __m512i sh02 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    _Alignas(64) uint8_t qv[4][QK_K];
+    _Alignas(64) int16_t sc16[4][16];
+    _Alignas(64) int32_t sc32[4][16];
+    for (size_t b = 0; b < n / QK_K; b++, pa += PANEL_KBLK) {
+        const __m512 da = _mm512_loadu_ps((const float *)(pa + 4096));
+        __m512i I[4];
+        for (int r = 0; r < NR; r++) {
+            const blk_q6_K *x = (const blk_q6_K *)(w + (size_t)r * ws) + b;
+            for (int h = 0; h < 2; h++) {
+                __m512i L = _mm512_loadu_si512(x->ql + 64 * h);
+                /* [qh | qh >> 2]: a broadcast load and a shift, no shuffle */
+                __m512i H = _mm512_srlv_epi16(_mm512_broadcast_i64x4(LDY(x->qh + 32 * h)), sh02);
+                _mm512_store_si512(qv[r] + 128 * h,
+                                   _mm512_or_si512(_mm512_and_si512(L, m4),
+                                                   _mm512_slli_epi16(_mm512_and_si512(H, m3), 4)));
+                _mm512_store_si512(
+                    qv[r] + 128 * h + 64,
+                    _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                                    _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 4), m3), 4)));
+            }
+            /* the scales as int16 pairs (for the -32) and as int32 (for the
+             * sub-block sums), broadcast from memory below */
+            __m128i sc8 = _mm_loadu_si128((const __m128i *)x->scales);
+            _mm256_store_si256((__m256i *)sc16[r], _mm256_cvtepi8_epi16(sc8));
+            _mm512_store_si512(sc32[r], _mm512_cvtepi8_epi32(sc8));
+            /* the -32: sum_j sc_j B_j as int16 pairs */
+            __m512i M = _mm512_setzero_si512();
+            for (int i = 0; i < 8; i++)
+                M = _mm512_dpwssd_epi32(M, _mm512_loadu_si512(pa + PANEL_KS16 + 64 * i),
+                                        _mm512_set1_epi32((int)ld32(sc16[r] + 2 * i)));
+            I[r] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(M, 5));
+        }
+        for (int j = 0; j < 16; j += 2) {
+            __m512i av[8];
+            for (int g = 0; g < 8; g++)
+                av[g] = _mm512_loadu_si512(pa + 64 * (4 * j + g));
+            for (int r = 0; r < NR; r++) {
+                __m512i D0 = _mm512_setzero_si512(), D1 = D0;
+                for (int g = 0; g < 4; g++) {
+                    D0 = _mm512_dpbusd_epi32(D0, _mm512_set1_epi32((int)ld32(qv[r] + 16 * j + 4 * g)),
+                                             av[g]);
+                    D1 = _mm512_dpbusd_epi32(D1, _mm512_set1_epi32((int)ld32(qv[r] + 16 * j + 16 + 4 * g)),
+                                             av[4 + g]);
+                }
+                I[r] = _mm512_add_epi32(I[r], _mm512_mullo_epi32(D0, _mm512_set1_epi32(sc32[r][j])));
+                I[r] = _mm512_add_epi32(I[r], _mm512_mullo_epi32(D1, _mm512_set1_epi32(sc32[r][j + 1])));
+            }
+        }
+        for (int r = 0; r < NR; r++) {
+            const blk_q6_K *x = (const blk_q6_K *)(w + (size_t)r * ws) + b;
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[r]), _mm512_mul_ps(da, _mm512_set1_ps(f16_lut[x->d])),
+                                     acc[r]);
+        }
+    }
+    panel_store(acc, NR, nt, y, ys);
+}
+GEMM_FN(gemm_q6_K, gemm_q6_K_body, 0)
 
 /* The Q8_K activation rounding of quant_ref.c (q_q8_K), 16 lanes at a time
  * and with the same bits: the first element of largest magnitude sets the
@@ -1006,10 +1091,12 @@ void quant_kernels_init_avx512(struct quant_kernels *k)
     k->act[GGML_TYPE_Q8_K] = act_q8_K;
     k->panel_prep[GGML_TYPE_Q8_0] = panel_prep_q8_0;
     k->panel_prep[GGML_TYPE_Q4_0] = panel_prep_q4_0;
-    k->panel_prep[GGML_TYPE_Q4_K] = panel_prep_q4_K;
+    k->panel_prep[GGML_TYPE_Q4_K] = panel_prep_q8_K;
+    k->panel_prep[GGML_TYPE_Q6_K] = panel_prep_q8_K;
     k->gemm16[GGML_TYPE_Q8_0] = gemm_q8_0;
     k->gemm16[GGML_TYPE_Q4_0] = gemm_q4_0;
     k->gemm16[GGML_TYPE_Q4_K] = gemm_q4_K;
+    k->gemm16[GGML_TYPE_Q6_K] = gemm_q6_K;
 }
 
 #else
