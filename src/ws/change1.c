@@ -31,89 +31,38 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "ws/bytes.h"
 #include "ws/change1.h"
 #include "ws/ws_int.h"
 
-#define V1_VERSION  0x10 /* high 4 bits of the first byte */
-#define F_NAME      0x01
-#define F_VIA       0x02
-#define F_ONE       0x04 /* exactly one edit */
-#define F_LAMPORT1  0x08 /* lamport = previous + 1 */
-#define NAME_EVERY  64   /* the name travels with seq 1 and every 64th */
-#define E_WHAT      0x007
-#define E_C         0x008 /* compact operations */
-#define E_D         0x010 /* ins, del, version follow from them */
-#define E_P         0x020 /* path = the author's previous edit's */
-#define E_KIND_SH   6
-#define E_O         0x100 /* old path */
-#define E_B         0x200 /* whole-file version */
-#define E_R         0x400 /* raw operations (a kith_doc encoding) */
-#define E_W         0x800 /* compact operations carry vias */
-#define E_Q         0x1000 /* path = the receiver's name of the document */
-#define E_ALL       0x1fff
-#define AGENT_MAX   64
-#define COUNT_MAX   ((uint64_t)1 << 32)
+#define V1_VERSION 0x10 /* high 4 bits of the first byte */
+#define F_NAME     0x01
+#define F_VIA      0x02
+#define F_ONE      0x04 /* exactly one edit */
+#define F_LAMPORT1 0x08 /* lamport = previous + 1 */
+#define NAME_EVERY 64   /* the name travels with seq 1 and every 64th */
+#define E_WHAT     0x007
+#define E_C        0x008 /* compact operations */
+#define E_D        0x010 /* ins, del, version follow from them */
+#define E_P        0x020 /* path = the author's previous edit's */
+#define E_KIND_SH  6
+#define E_O        0x100  /* old path */
+#define E_B        0x200  /* whole-file version */
+#define E_R        0x400  /* raw operations (a kith_doc encoding) */
+#define E_W        0x800  /* compact operations carry vias */
+#define E_Q        0x1000 /* path = the receiver's name of the document */
+#define E_ALL      0x1fff
+#define AGENT_MAX  64
+#define COUNT_MAX  ((uint64_t)1 << 32)
 
 static const uint8_t v0magic[8] = {'K', 'I', 'T', 'H', 'W', 'C', '1', 0};
 
 /* ---- bytes ------------------------------------------------------------------------ */
 
-typedef struct obuf {
-    uint8_t *p;
-    size_t n, cap;
-    int err;
-} obuf;
-
-static void ob_bytes(obuf *o, const void *p, size_t n)
+static void ob_str(ws_wbuf *o, const uint8_t *p, size_t n)
 {
-    if (o->err || kith_grow((void **)&o->p, &o->cap, o->n + n, 1)) {
-        o->err = KITH_ENOMEM;
-        return;
-    }
-    if (n)
-        memcpy(o->p + o->n, p, n);
-    o->n += n;
-}
-
-static void ob_var(obuf *o, uint64_t v)
-{
-    uint8_t b[10];
-    ob_bytes(o, b, kith_varint_put(b, v));
-}
-
-static void ob_str(obuf *o, const uint8_t *p, size_t n)
-{
-    ob_var(o, n);
-    ob_bytes(o, p, n);
-}
-
-typedef struct ibuf {
-    const uint8_t *p;
-    size_t n, off;
-    bool err;
-} ibuf;
-
-static const uint8_t *ib_bytes(ibuf *r, size_t n)
-{
-    if (r->err || n > r->n - r->off) {
-        r->err = true;
-        return NULL;
-    }
-    const uint8_t *p = r->p + r->off;
-    r->off += n;
-    return p;
-}
-
-static uint64_t ib_var(ibuf *r, uint64_t max)
-{
-    uint64_t v = 0;
-    size_t used = r->err ? 0 : kith_varint_get(r->p + r->off, r->n - r->off, &v);
-    if (!used || v > max) {
-        r->err = true;
-        return 0;
-    }
-    r->off += used;
-    return v;
+    ws_wb_var(o, n);
+    ws_wb_bytes(o, p, n);
 }
 
 /* A span: bytes borrowed from an input. */
@@ -123,37 +72,37 @@ typedef struct span {
     bool set;
 } span;
 
-static span ib_str(ibuf *r, size_t max)
+static span ib_str(ws_rbuf *r, size_t max)
 {
     span s = {NULL, 0, true};
-    s.n = (size_t)ib_var(r, max);
-    if (!(s.p = ib_bytes(r, s.n)))
+    s.n = (size_t)ws_rb_var(r, max);
+    if (!(s.p = ws_rb_bytes(r, s.n)))
         s.n = 0;
     return s;
 }
 
 /* v0's optstr: 0 absent, else length + 1. */
-static span ib_optstr(ibuf *r, size_t max)
+static span ib_optstr(ws_rbuf *r, size_t max)
 {
     span s = {NULL, 0, false};
-    size_t n = (size_t)ib_var(r, (uint64_t)max + 1);
+    size_t n = (size_t)ws_rb_var(r, (uint64_t)max + 1);
     if (n) {
         s.set = true;
         s.n = n - 1;
-        if (!(s.p = ib_bytes(r, s.n)))
+        if (!(s.p = ws_rb_bytes(r, s.n)))
             s.n = 0;
     }
     return s;
 }
 
-static void ob_optstr(obuf *o, span s)
+static void ob_optstr(ws_wbuf *o, span s)
 {
     if (!s.set) {
-        ob_var(o, 0);
+        ws_wb_var(o, 0);
         return;
     }
-    ob_var(o, s.n + 1);
-    ob_bytes(o, s.p, s.n);
+    ws_wb_var(o, s.n + 1);
+    ws_wb_bytes(o, s.p, s.n);
 }
 
 static bool span_eq(span a, const char *s)
@@ -184,31 +133,31 @@ static int v0_read(const uint8_t *buf, size_t len, v0change *c)
     memset(c, 0, sizeof *c);
     if (len < sizeof v0magic + 16 || memcmp(buf, v0magic, sizeof v0magic))
         return KITH_ECORRUPT;
-    ibuf r = {buf, len - 16, sizeof v0magic, false};
+    ws_rbuf r = {buf, len - 16, sizeof v0magic, false};
     ib_str(&r, 64);
-    ib_bytes(&r, 32);
+    ws_rb_bytes(&r, 32);
     c->name = ib_str(&r, 255);
-    c->seq = ib_var(&r, INT64_MAX);
-    c->time_ms = kith_unzigzag(ib_var(&r, UINT64_MAX));
-    c->lamport = ib_var(&r, INT64_MAX);
+    c->seq = ws_rb_var(&r, INT64_MAX);
+    c->time_ms = kith_unzigzag(ws_rb_var(&r, UINT64_MAX));
+    c->lamport = ws_rb_var(&r, INT64_MAX);
     c->via = ib_optstr(&r, 255);
-    c->ne = (size_t)ib_var(&r, (r.n - r.off) / 16);
+    c->ne = (size_t)ws_rb_var(&r, (r.n - r.off) / 16);
     if (r.err || !(c->e = kith_calloc(c->ne + 1, sizeof *c->e)))
         return r.err ? KITH_ECORRUPT : KITH_ENOMEM;
     for (size_t i = 0; i < c->ne && !r.err; i++) {
         v0edit *e = &c->e[i];
-        e->uuid = ib_bytes(&r, 16);
-        e->what = ib_var(&r, E_WHAT);
-        e->kind = ib_var(&r, 3);
+        e->uuid = ws_rb_bytes(&r, 16);
+        e->what = ws_rb_var(&r, E_WHAT);
+        e->kind = ws_rb_var(&r, 3);
         e->path = ib_str(&r, SIZE_MAX);
         e->old_path = ib_optstr(&r, SIZE_MAX - 1);
-        e->ins = ib_var(&r, UINT64_MAX);
-        e->del = ib_var(&r, UINT64_MAX);
-        e->opseq = ib_var(&r, UINT64_MAX);
-        e->opcount = ib_var(&r, UINT64_MAX);
+        e->ins = ws_rb_var(&r, UINT64_MAX);
+        e->del = ws_rb_var(&r, UINT64_MAX);
+        e->opseq = ws_rb_var(&r, UINT64_MAX);
+        e->opcount = ws_rb_var(&r, UINT64_MAX);
         e->version = ib_optstr(&r, SIZE_MAX - 1);
-        if (ib_var(&r, 1))
-            e->blob = ib_bytes(&r, 32);
+        if (ws_rb_var(&r, 1))
+            e->blob = ws_rb_bytes(&r, 32);
         e->ops = ib_str(&r, SIZE_MAX);
         if (e->blob)
             e->file = ib_str(&r, SIZE_MAX);
@@ -293,7 +242,7 @@ static int author_name(kith_ws *ws, const uint8_t key[32], char **out)
             rc = KITH_ENOMEM;
     } else {
         rc = src == SQLITE_ROW || src == SQLITE_DONE ? KITH_ENOTFOUND
-                                                      : ws_sqlerr(ws, src, "reading authors");
+                                                     : ws_sqlerr(ws, src, "reading authors");
     }
     sqlite3_finalize(st);
     return rc;
@@ -321,21 +270,21 @@ static bool is_hex32(const uint8_t *p, size_t n)
     return true;
 }
 
-static void ob_section(obuf *o, uint8_t tag, const obuf *sec)
+static void ob_section(ws_wbuf *o, uint8_t tag, const ws_wbuf *sec)
 {
-    ob_bytes(o, &tag, 1);
-    ob_var(o, sec->n);
-    ob_bytes(o, sec->p, sec->n);
+    ws_wb_bytes(o, &tag, 1);
+    ws_wb_var(o, sec->n);
+    ws_wb_bytes(o, sec->p, sec->n);
     if (sec->err)
         o->err = sec->err;
 }
 
 /* Copies a varint from @r to @o and returns it. */
-static uint64_t cp_var(ibuf *r, obuf *o, uint64_t max)
+static uint64_t cp_var(ws_rbuf *r, ws_wbuf *o, uint64_t max)
 {
-    uint64_t v = ib_var(r, max);
+    uint64_t v = ws_rb_var(r, max);
     if (!r->err)
-        ob_var(o, v);
+        ws_wb_var(o, v);
     return v;
 }
 
@@ -344,17 +293,17 @@ static uint64_t cp_var(ibuf *r, obuf *o, uint64_t max)
  * encoding they stand for into @body; *opcount, *ins and *del get what the
  * operations count. Returns false when malformed.
  */
-static bool unpack_body(ibuf *r, const opctx *c, bool vias, obuf *body, uint64_t *opcount,
+static bool unpack_body(ws_rbuf *r, const opctx *c, bool vias, ws_wbuf *body, uint64_t *opcount,
                         uint64_t *ins, uint64_t *del)
 {
-    obuf sec = {0};
+    ws_wbuf sec = {0};
     /* AGENTS: the author's, then the others */
-    uint64_t k = ib_var(r, r->n - r->off);
-    ob_var(&sec, k + 1);
+    uint64_t k = ws_rb_var(r, r->n - r->off);
+    ws_wb_var(&sec, k + 1);
     ob_str(&sec, (const uint8_t *)c->agent, 32);
     for (uint64_t i = 0; i < k && !r->err; i++) {
-        uint64_t l = ib_var(r, AGENT_MAX);
-        const uint8_t *p = ib_bytes(r, l ? l : 16);
+        uint64_t l = ws_rb_var(r, AGENT_MAX);
+        const uint8_t *p = ws_rb_bytes(r, l ? l : 16);
         if (!p)
             break;
         if (l) {
@@ -371,13 +320,13 @@ static bool unpack_body(ibuf *r, const opctx *c, bool vias, obuf *body, uint64_t
     uint64_t via_idx = 0;
     uint64_t nv = vias ? cp_var(r, &sec, r->n - r->off) : 0;
     if (!vias)
-        ob_var(&sec, 0);
+        ws_wb_var(&sec, 0);
     if (vias && nv == 0)
         r->err = true;
     for (uint64_t i = 0; i < nv && !r->err; i++) {
         size_t l = (size_t)cp_var(r, &sec, r->n - r->off);
-        const uint8_t *p = ib_bytes(r, l);
-        ob_bytes(&sec, p, p ? l : 0);
+        const uint8_t *p = ws_rb_bytes(r, l);
+        ws_wb_bytes(&sec, p, p ? l : 0);
         if (p && !via_idx && c->via.set && l == c->via.n && !memcmp(p, c->via.p, l))
             via_idx = i + 1;
     }
@@ -404,10 +353,10 @@ static bool unpack_body(ibuf *r, const opctx *c, bool vias, obuf *body, uint64_t
     ob_section(body, SEC_OPS, &sec);
     sec.n = 0;
     /* ARUNS: one run, the author's */
-    ob_var(&sec, 1);
-    ob_var(&sec, 0);
-    ob_var(&sec, *opcount);
-    ob_var(&sec, c->opseq);
+    ws_wb_var(&sec, 1);
+    ws_wb_var(&sec, 0);
+    ws_wb_var(&sec, *opcount);
+    ws_wb_var(&sec, c->opseq);
     ob_section(body, SEC_ARUNS, &sec);
     sec.n = 0;
     /* GRAPH */
@@ -422,56 +371,56 @@ static bool unpack_body(ibuf *r, const opctx *c, bool vias, obuf *body, uint64_t
     ob_section(body, SEC_GRAPH, &sec);
     sec.n = 0;
     /* CHANGES: one run, this change */
-    ob_var(&sec, 1);
-    ob_var(&sec, *opcount);
-    ob_var(&sec, kith_zigzag(c->time_ms));
-    ob_var(&sec, via_idx);
-    ob_var(&sec, 0);
+    ws_wb_var(&sec, 1);
+    ws_wb_var(&sec, *opcount);
+    ws_wb_var(&sec, kith_zigzag(c->time_ms));
+    ws_wb_var(&sec, via_idx);
+    ws_wb_var(&sec, 0);
     ob_section(body, SEC_CHANGES, &sec);
     sec.n = 0;
     /* CONTENT: one code point per insert */
     size_t start = r->off;
     for (uint64_t i = 0; i < *ins && !r->err; i++) {
-        const uint8_t *b = ib_bytes(r, 1);
+        const uint8_t *b = ws_rb_bytes(r, 1);
         if (!b)
             break;
         size_t more = *b < 0x80 ? 0 : *b >= 0xf0 ? 3 : *b >= 0xe0 ? 2 : *b >= 0xc0 ? 1 : 4;
         if (more == 4)
             r->err = true;
-        const uint8_t *t = ib_bytes(r, more);
+        const uint8_t *t = ws_rb_bytes(r, more);
         for (size_t j = 0; t && j < more; j++)
             if ((t[j] & 0xc0) != 0x80)
                 r->err = true;
     }
     if (!r->err)
-        ob_bytes(&sec, r->p + start, r->off - start);
+        ws_wb_bytes(&sec, r->p + start, r->off - start);
     ob_section(body, SEC_CONTENT, &sec);
     kith_free(sec.p);
     return !r->err && !body->err;
 }
 
 /* The kith_doc encoding (a delta) of @body into @o. */
-static void ob_envelope(obuf *o, const obuf *body)
+static void ob_envelope(ws_wbuf *o, const ws_wbuf *body)
 {
     size_t start = o->n;
-    ob_bytes(o, "KITH\x01\x02", 6);
-    ob_var(o, body->n);
-    ob_bytes(o, body->p, body->n);
+    ws_wb_bytes(o, "KITH\x01\x02", 6);
+    ws_wb_var(o, body->n);
+    ws_wb_bytes(o, body->p, body->n);
     if (o->err)
         return;
     uint32_t crc = (uint32_t)crc32(0L, o->p + start, (uInt)(o->n - start));
     uint8_t le[4] = {(uint8_t)crc, (uint8_t)(crc >> 8), (uint8_t)(crc >> 16), (uint8_t)(crc >> 24)};
-    ob_bytes(o, le, 4);
+    ws_wb_bytes(o, le, 4);
 }
 
 /* The body of kith_doc encoding @enc (decompressed into @own if need be). */
 static bool enc_body(span enc, uint8_t **own, span *body)
 {
     *own = NULL;
-    ibuf r = {enc.p, enc.n, 6, false};
+    ws_rbuf r = {enc.p, enc.n, 6, false};
     if (enc.n < 11 || memcmp(enc.p, "KITH\x01", 5) || (enc.p[5] & ~3) || !(enc.p[5] & 2))
         return false;
-    uint64_t bl = ib_var(&r, 1u << 30);
+    uint64_t bl = ws_rb_var(&r, 1u << 30);
     if (r.err || enc.n - r.off < 4)
         return false;
     const uint8_t *p = enc.p + r.off;
@@ -496,60 +445,60 @@ static bool enc_body(span enc, uint8_t **own, span *body)
  * @o, if the receiver's rebuild gives back the same body; *vias tells
  * whether the vias went along, and *opcount, *ins and *del what they count.
  */
-static bool pack_ops(span enc, const opctx *c, obuf *o, bool *vias, uint64_t *opcount,
+static bool pack_ops(span enc, const opctx *c, ws_wbuf *o, bool *vias, uint64_t *opcount,
                      uint64_t *ins, uint64_t *del)
 {
     uint8_t *own = NULL;
     span body;
     span sec[SEC_CHANGES + 1] = {{0}};
-    obuf out = {0}, again = {0};
+    ws_wbuf out = {0}, again = {0};
     bool ok = false;
     if (!enc_body(enc, &own, &body))
         goto out;
-    ibuf r = {body.p, body.n, 0, false};
+    ws_rbuf r = {body.p, body.n, 0, false};
     while (!r.err && r.off < r.n) {
-        const uint8_t *tag = ib_bytes(&r, 1);
-        size_t l = (size_t)ib_var(&r, r.n - r.off);
-        const uint8_t *p = ib_bytes(&r, l);
+        const uint8_t *tag = ws_rb_bytes(&r, 1);
+        size_t l = (size_t)ws_rb_var(&r, r.n - r.off);
+        const uint8_t *p = ws_rb_bytes(&r, l);
         if (!tag || !p || *tag < SEC_AGENTS || *tag > SEC_CHANGES || sec[*tag].set)
             goto out;
         sec[*tag] = (span){p, l, true};
     }
     /* AGENTS: the author's first */
-    ibuf a = {sec[SEC_AGENTS].p, sec[SEC_AGENTS].n, 0, !sec[SEC_AGENTS].set};
-    uint64_t na = ib_var(&a, a.n);
+    ws_rbuf a = {sec[SEC_AGENTS].p, sec[SEC_AGENTS].n, 0, !sec[SEC_AGENTS].set};
+    uint64_t na = ws_rb_var(&a, a.n);
     span first = ib_str(&a, AGENT_MAX);
     if (a.err || na == 0 || first.n != 32 || memcmp(first.p, c->agent, 32))
         goto out;
-    ob_var(&out, na - 1);
+    ws_wb_var(&out, na - 1);
     for (uint64_t i = 1; i < na && !a.err; i++) {
         span s = ib_str(&a, AGENT_MAX);
         uint8_t bin[16];
-        if (!a.err && is_hex32(s.p, s.n) && !sodium_hex2bin(bin, 16, (const char *)s.p, 32, NULL,
-                                                            NULL, NULL)) {
-            ob_var(&out, 0);
-            ob_bytes(&out, bin, 16);
+        if (!a.err && is_hex32(s.p, s.n) &&
+            !sodium_hex2bin(bin, 16, (const char *)s.p, 32, NULL, NULL, NULL)) {
+            ws_wb_var(&out, 0);
+            ws_wb_bytes(&out, bin, 16);
         } else {
             ob_str(&out, s.p, s.n);
         }
     }
-    ibuf v = {sec[SEC_VIAS].p, sec[SEC_VIAS].n, 0, !sec[SEC_VIAS].set};
-    *vias = ib_var(&v, v.n) > 0;
+    ws_rbuf v = {sec[SEC_VIAS].p, sec[SEC_VIAS].n, 0, !sec[SEC_VIAS].set};
+    *vias = ws_rb_var(&v, v.n) > 0;
     if (a.err || v.err || !sec[SEC_OPS].set || !sec[SEC_GRAPH].set || !sec[SEC_CONTENT].set)
         goto out;
     if (*vias)
-        ob_bytes(&out, sec[SEC_VIAS].p, sec[SEC_VIAS].n);
-    ob_bytes(&out, sec[SEC_OPS].p, sec[SEC_OPS].n);
-    ob_bytes(&out, sec[SEC_GRAPH].p, sec[SEC_GRAPH].n);
-    ob_bytes(&out, sec[SEC_CONTENT].p, sec[SEC_CONTENT].n);
+        ws_wb_bytes(&out, sec[SEC_VIAS].p, sec[SEC_VIAS].n);
+    ws_wb_bytes(&out, sec[SEC_OPS].p, sec[SEC_OPS].n);
+    ws_wb_bytes(&out, sec[SEC_GRAPH].p, sec[SEC_GRAPH].n);
+    ws_wb_bytes(&out, sec[SEC_CONTENT].p, sec[SEC_CONTENT].n);
     if (out.err)
         goto out;
     /* What the receiver will make of it must be what was encoded. */
-    ibuf back = {out.p, out.n, 0, false};
+    ws_rbuf back = {out.p, out.n, 0, false};
     ok = unpack_body(&back, c, *vias, &again, opcount, ins, del) && back.off == back.n &&
          again.n == body.n && !memcmp(again.p, body.p, body.n);
     if (ok)
-        ob_bytes(o, out.p, out.n);
+        ws_wb_bytes(o, out.p, out.n);
 out:
     kith_free(own);
     kith_free(out.p);
@@ -580,7 +529,7 @@ int ws_change_pack(kith_ws *ws, const uint8_t key[32], uint64_t seq, const uint8
         return ws_error(ws, rc, "a change payload to pack is malformed");
     int64_t ptime = 0;
     uint64_t plamport = 0;
-    obuf o = {0};
+    ws_wbuf o = {0};
     if (c.seq != seq) {
         rc = ws_error(ws, KITH_EINVAL, "a change payload to pack has another seq");
         goto out;
@@ -594,16 +543,16 @@ int ws_change_pack(kith_ws *ws, const uint8_t key[32], uint64_t seq, const uint8
     bool lam1 = c.lamport == plamport + 1;
     uint8_t flags = V1_VERSION | (name ? F_NAME : 0) | (c.via.set ? F_VIA : 0) |
                     (c.ne == 1 ? F_ONE : 0) | (lam1 ? F_LAMPORT1 : 0);
-    ob_bytes(&o, &flags, 1);
+    ws_wb_bytes(&o, &flags, 1);
     if (name)
         ob_str(&o, c.name.p, c.name.n);
-    ob_var(&o, kith_zigzag(c.time_ms - ptime));
+    ws_wb_var(&o, kith_zigzag(c.time_ms - ptime));
     if (!lam1)
-        ob_var(&o, kith_zigzag((int64_t)(c.lamport - plamport)));
+        ws_wb_var(&o, kith_zigzag((int64_t)(c.lamport - plamport)));
     if (c.via.set)
         ob_str(&o, c.via.p, c.via.n);
     if (c.ne != 1)
-        ob_var(&o, c.ne);
+        ws_wb_var(&o, c.ne);
     for (size_t i = 0; i < c.ne && !rc; i++) {
         v0edit *e = &c.e[i];
         char *pp = NULL;
@@ -620,39 +569,41 @@ int ws_change_pack(kith_ws *ws, const uint8_t key[32], uint64_t seq, const uint8
             break;
         opctx oc = {.opseq = e->opseq, .time_ms = c.time_ms, .via = c.via};
         ws_hex(oc.agent, key, 16);
-        obuf ops = {0};
+        ws_wbuf ops = {0};
         bool vias = false, compact = false, derived = false;
         uint64_t opcount = 0, ins = 0, del = 0;
         if (e->ops.n)
-            compact = pack_ops(e->ops, &oc, &ops, &vias, &opcount, &ins, &del) &&
-                      opcount == e->opcount;
+            compact =
+                pack_ops(e->ops, &oc, &ops, &vias, &opcount, &ins, &del) && opcount == e->opcount;
         if (compact && e->opcount && e->version.set) {
             char want[64];
             version_of(want, sizeof want, &oc, e->opseq + e->opcount - 1);
             derived = ins == e->ins && del == e->del && span_eq(e->version, want);
         }
         uint64_t ef = e->what | (compact ? E_C : 0) | (derived ? E_D : 0) |
-                      (same_path ? E_P : their_path ? E_Q : 0) | e->kind << E_KIND_SH |
-                      (e->old_path.set ? E_O : 0) | (e->blob ? E_B : 0) |
+                      (same_path    ? E_P
+                       : their_path ? E_Q
+                                    : 0) |
+                      e->kind << E_KIND_SH | (e->old_path.set ? E_O : 0) | (e->blob ? E_B : 0) |
                       (e->ops.n && !compact ? E_R : 0) | (compact && vias ? E_W : 0);
-        ob_bytes(&o, e->uuid, 16);
-        ob_var(&o, ef);
+        ws_wb_bytes(&o, e->uuid, 16);
+        ws_wb_var(&o, ef);
         if (!same_path && !their_path)
             ob_str(&o, e->path.p, e->path.n);
         if (e->old_path.set)
             ob_str(&o, e->old_path.p, e->old_path.n);
-        ob_var(&o, e->opseq);
+        ws_wb_var(&o, e->opseq);
         if (!compact)
-            ob_var(&o, e->opcount);
+            ws_wb_var(&o, e->opcount);
         if (!derived) {
-            ob_var(&o, e->ins);
-            ob_var(&o, e->del);
+            ws_wb_var(&o, e->ins);
+            ws_wb_var(&o, e->del);
             ob_optstr(&o, e->version);
         }
         if (e->blob)
-            ob_bytes(&o, e->blob, 32);
+            ws_wb_bytes(&o, e->blob, 32);
         if (compact)
-            ob_bytes(&o, ops.p, ops.n);
+            ws_wb_bytes(&o, ops.p, ops.n);
         else if (e->ops.n)
             ob_str(&o, e->ops.p, e->ops.n);
         if (e->blob)
@@ -679,8 +630,8 @@ int ws_change_unpack(kith_ws *ws, const uint8_t key[32], uint64_t seq, const uin
 {
     *out = NULL;
     *out_len = 0;
-    ibuf r = {buf, len, 1, false};
-    obuf o = {0};
+    ws_rbuf r = {buf, len, 1, false};
+    ws_wbuf o = {0};
     char *name = NULL;
     int64_t ptime = 0;
     uint64_t plamport = 0;
@@ -702,26 +653,26 @@ int ws_change_unpack(kith_ws *ws, const uint8_t key[32], uint64_t seq, const uin
         return rc;
     else
         sname = (span){(const uint8_t *)name, strlen(name), true};
-    int64_t time_ms = ptime + kith_unzigzag(ib_var(&r, UINT64_MAX));
+    int64_t time_ms = ptime + kith_unzigzag(ws_rb_var(&r, UINT64_MAX));
     uint64_t lamport = plamport + 1;
     if (!(flags & F_LAMPORT1))
-        lamport = plamport + (uint64_t)kith_unzigzag(ib_var(&r, UINT64_MAX));
+        lamport = plamport + (uint64_t)kith_unzigzag(ws_rb_var(&r, UINT64_MAX));
     span via = {0};
     if (flags & F_VIA)
         via = ib_str(&r, 255);
-    size_t ne = flags & F_ONE ? 1 : (size_t)ib_var(&r, (r.n - r.off) / 18);
-    ob_bytes(&o, v0magic, sizeof v0magic);
+    size_t ne = flags & F_ONE ? 1 : (size_t)ws_rb_var(&r, (r.n - r.off) / 18);
+    ws_wb_bytes(&o, v0magic, sizeof v0magic);
     ob_str(&o, (const uint8_t *)ws->wsid, strlen(ws->wsid));
-    ob_bytes(&o, key, 32);
+    ws_wb_bytes(&o, key, 32);
     ob_str(&o, sname.p, sname.n);
-    ob_var(&o, seq);
-    ob_var(&o, kith_zigzag(time_ms));
-    ob_var(&o, lamport);
+    ws_wb_var(&o, seq);
+    ws_wb_var(&o, kith_zigzag(time_ms));
+    ws_wb_var(&o, lamport);
     ob_optstr(&o, via);
-    ob_var(&o, ne);
+    ws_wb_var(&o, ne);
     for (size_t i = 0; i < ne && !r.err && !rc; i++) {
-        const uint8_t *uuid = ib_bytes(&r, 16);
-        uint64_t ef = ib_var(&r, E_ALL);
+        const uint8_t *uuid = ws_rb_bytes(&r, 16);
+        uint64_t ef = ws_rb_var(&r, E_ALL);
         if (r.err)
             break;
         bool compact = ef & E_C, derived = ef & E_D;
@@ -760,21 +711,21 @@ int ws_change_unpack(kith_ws *ws, const uint8_t key[32], uint64_t seq, const uin
         span old = {0};
         if (ef & E_O)
             old = ib_str(&r, PATH_MAX);
-        opctx oc = {.opseq = ib_var(&r, UINT32_MAX), .time_ms = time_ms, .via = via};
+        opctx oc = {.opseq = ws_rb_var(&r, UINT32_MAX), .time_ms = time_ms, .via = via};
         ws_hex(oc.agent, key, 16);
-        uint64_t opcount = compact ? 0 : ib_var(&r, UINT32_MAX), ins = 0, del = 0;
+        uint64_t opcount = compact ? 0 : ws_rb_var(&r, UINT32_MAX), ins = 0, del = 0;
         span version = {0};
         if (!derived) {
-            ins = ib_var(&r, UINT32_MAX);
-            del = ib_var(&r, UINT32_MAX);
+            ins = ws_rb_var(&r, UINT32_MAX);
+            del = ws_rb_var(&r, UINT32_MAX);
             version = ib_optstr(&r, 1 << 20);
         }
-        const uint8_t *blob = ef & E_B ? ib_bytes(&r, 32) : NULL;
+        const uint8_t *blob = ef & E_B ? ws_rb_bytes(&r, 32) : NULL;
         if (r.err) {
             kith_free(pp);
             break;
         }
-        obuf ops = {0}, body = {0};
+        ws_wbuf ops = {0}, body = {0};
         uint64_t cins = 0, cdel = 0;
         if (compact && unpack_body(&r, &oc, ef & E_W, &body, &opcount, &cins, &cdel))
             ob_envelope(&ops, &body);
@@ -787,19 +738,19 @@ int ws_change_unpack(kith_ws *ws, const uint8_t key[32], uint64_t seq, const uin
             version_of(vbuf, sizeof vbuf, &oc, oc.opseq + opcount - 1);
             version = (span){(const uint8_t *)vbuf, strlen(vbuf), true};
         }
-        ob_bytes(&o, uuid, 16);
-        ob_var(&o, ef & E_WHAT);
-        ob_var(&o, ef >> E_KIND_SH & 3);
+        ws_wb_bytes(&o, uuid, 16);
+        ws_wb_var(&o, ef & E_WHAT);
+        ws_wb_var(&o, ef >> E_KIND_SH & 3);
         ob_str(&o, path.p, path.n);
         ob_optstr(&o, old);
-        ob_var(&o, ins);
-        ob_var(&o, del);
-        ob_var(&o, oc.opseq);
-        ob_var(&o, opcount);
+        ws_wb_var(&o, ins);
+        ws_wb_var(&o, del);
+        ws_wb_var(&o, oc.opseq);
+        ws_wb_var(&o, opcount);
         ob_optstr(&o, version);
-        ob_var(&o, blob ? 1 : 0);
+        ws_wb_var(&o, blob ? 1 : 0);
         if (blob)
-            ob_bytes(&o, blob, 32);
+            ws_wb_bytes(&o, blob, 32);
         if (compact) {
             ob_str(&o, ops.p, ops.n);
         } else if (ef & E_R) {
@@ -808,7 +759,7 @@ int ws_change_unpack(kith_ws *ws, const uint8_t key[32], uint64_t seq, const uin
                 r.err = true;
             ob_str(&o, raw.p, r.err ? 0 : raw.n);
         } else {
-            ob_var(&o, 0);
+            ws_wb_var(&o, 0);
         }
         if (blob) {
             span file = ib_str(&r, SIZE_MAX);
@@ -826,7 +777,7 @@ int ws_change_unpack(kith_ws *ws, const uint8_t key[32], uint64_t seq, const uin
     if (!rc && !o.err) {
         uint8_t sum[16];
         crypto_generichash(sum, sizeof sum, o.p, o.n, NULL, 0);
-        ob_bytes(&o, sum, sizeof sum);
+        ws_wb_bytes(&o, sum, sizeof sum);
     }
     if (!rc)
         rc = o.err;

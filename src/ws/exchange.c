@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "ws/bytes.h"
 #include "ws/change1.h"
 #include "ws/ws_int.h"
 
@@ -26,62 +27,39 @@ static const uint8_t magic[8] = {'K', 'I', 'T', 'H', 'W', 'X', '1', 0};
 
 /* ---- writing ---------------------------------------------------------------------- */
 
-typedef struct wbuf {
-    uint8_t *p;
-    size_t n, cap;
-    int err;
-} wbuf;
-
-static void wb_bytes(wbuf *w, const void *p, size_t n)
-{
-    if (w->err || kith_grow((void **)&w->p, &w->cap, w->n + n, 1)) {
-        w->err = KITH_ENOMEM;
-        return;
-    }
-    if (n)
-        memcpy(w->p + w->n, p, n);
-    w->n += n;
-}
-
-static void wb_var(wbuf *w, uint64_t v)
-{
-    uint8_t b[10];
-    wb_bytes(w, b, kith_varint_put(b, v));
-}
-
-static void wb_str(wbuf *w, const char *s)
+static void wb_str(ws_wbuf *w, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    wb_var(w, n);
-    wb_bytes(w, s, n);
+    ws_wb_var(w, n);
+    ws_wb_bytes(w, s, n);
 }
 
 /* NULL and "" differ: NULL is 0, a string is its length + 1. */
-static void wb_optstr(wbuf *w, const char *s)
+static void wb_optstr(ws_wbuf *w, const char *s)
 {
     if (!s) {
-        wb_var(w, 0);
+        ws_wb_var(w, 0);
         return;
     }
-    wb_var(w, strlen(s) + 1);
-    wb_bytes(w, s, strlen(s));
+    ws_wb_var(w, strlen(s) + 1);
+    ws_wb_bytes(w, s, strlen(s));
 }
 
-static void wb_optblob(wbuf *w, const void *p, size_t n)
+static void wb_optblob(ws_wbuf *w, const void *p, size_t n)
 {
-    wb_var(w, p ? 1 : 0);
+    ws_wb_var(w, p ? 1 : 0);
     if (p)
-        wb_bytes(w, p, n);
+        ws_wb_bytes(w, p, n);
 }
 
-static int export_authors(kith_ws *ws, wbuf *w, int64_t **ids, size_t *nids)
+static int export_authors(kith_ws *ws, ws_wbuf *w, int64_t **ids, size_t *nids)
 {
     sqlite3_stmt *st = NULL;
     int rc = ws_prepare(ws, &st, "SELECT id, key, name FROM authors ORDER BY id");
     if (rc)
         return rc;
     size_t n = 0, cap = 0;
-    wbuf body = {0};
+    ws_wbuf body = {0};
     int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         if (kith_grow((void **)ids, &cap, n + 1, sizeof **ids)) {
@@ -93,14 +71,14 @@ static int export_authors(kith_ws *ws, wbuf *w, int64_t **ids, size_t *nids)
             rc = ws_error(ws, KITH_ECORRUPT, "an author's key is malformed in the store");
             break;
         }
-        wb_bytes(&body, sqlite3_column_blob(st, 1), 32);
+        ws_wb_bytes(&body, sqlite3_column_blob(st, 1), 32);
         wb_str(&body, (const char *)sqlite3_column_text(st, 2));
     }
     if (!rc && src != SQLITE_DONE)
         rc = ws_sqlerr(ws, src, "reading authors");
     sqlite3_finalize(st);
-    wb_var(w, n);
-    wb_bytes(w, body.p, body.n);
+    ws_wb_var(w, n);
+    ws_wb_bytes(w, body.p, body.n);
     kith_free(body.p);
     *nids = n;
     return rc ? rc : body.err ? body.err : w->err;
@@ -117,15 +95,15 @@ static uint64_t author_index(const int64_t *ids, size_t n, int64_t id)
 /* Writes the edit record of the current row of @ed (columns: uuid, what,
  * kind, path, old_path, ins, del, opseq, opcount, version, blob), the same
  * in exports and change payloads; versions go out in their full form. */
-static int write_edit(kith_ws *ws, sqlite3_stmt *ed, wbuf *w)
+static int write_edit(kith_ws *ws, sqlite3_stmt *ed, ws_wbuf *w)
 {
-    wb_bytes(w, sqlite3_column_blob(ed, 0), 16);
-    wb_var(w, (uint64_t)sqlite3_column_int(ed, 1));
-    wb_var(w, (uint64_t)sqlite3_column_int(ed, 2));
+    ws_wb_bytes(w, sqlite3_column_blob(ed, 0), 16);
+    ws_wb_var(w, (uint64_t)sqlite3_column_int(ed, 1));
+    ws_wb_var(w, (uint64_t)sqlite3_column_int(ed, 2));
     wb_str(w, (const char *)sqlite3_column_text(ed, 3));
     wb_optstr(w, (const char *)sqlite3_column_text(ed, 4));
     for (int k = 5; k <= 8; k++)
-        wb_var(w, (uint64_t)sqlite3_column_int64(ed, k));
+        ws_wb_var(w, (uint64_t)sqlite3_column_int64(ed, k));
     char *full = NULL;
     int rc = sqlite3_column_text(ed, 9)
                  ? ws_version_from_db(ws, (const char *)sqlite3_column_text(ed, 9), &full)
@@ -138,7 +116,7 @@ static int write_edit(kith_ws *ws, sqlite3_stmt *ed, wbuf *w)
     return w->err;
 }
 
-static int export_changes(kith_ws *ws, wbuf *w, const int64_t *ids, size_t nids)
+static int export_changes(kith_ws *ws, ws_wbuf *w, const int64_t *ids, size_t nids)
 {
     sqlite3_stmt *st = NULL, *ed = NULL;
     int rc = ws_prepare(ws, &st,
@@ -153,19 +131,19 @@ static int export_changes(kith_ws *ws, wbuf *w, const int64_t *ids, size_t nids)
         sqlite3_finalize(st);
         return rc;
     }
-    wbuf body = {0};
+    ws_wbuf body = {0};
     uint64_t n = 0;
     int src;
     while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
         n++;
-        wb_var(&body, author_index(ids, nids, sqlite3_column_int64(st, 1)));
-        wb_var(&body, (uint64_t)sqlite3_column_int64(st, 2));
-        wb_var(&body, kith_zigzag(sqlite3_column_int64(st, 3)));
-        wb_var(&body, (uint64_t)sqlite3_column_int64(st, 4));
+        ws_wb_var(&body, author_index(ids, nids, sqlite3_column_int64(st, 1)));
+        ws_wb_var(&body, (uint64_t)sqlite3_column_int64(st, 2));
+        ws_wb_var(&body, kith_zigzag(sqlite3_column_int64(st, 3)));
+        ws_wb_var(&body, (uint64_t)sqlite3_column_int64(st, 4));
         wb_optstr(&body, (const char *)sqlite3_column_text(st, 5));
         sqlite3_reset(ed);
         sqlite3_bind_int64(ed, 1, sqlite3_column_int64(st, 0));
-        wbuf edits = {0};
+        ws_wbuf edits = {0};
         uint64_t ne = 0;
         int esrc = SQLITE_DONE;
         while (!rc && (esrc = sqlite3_step(ed)) == SQLITE_ROW) {
@@ -174,8 +152,8 @@ static int export_changes(kith_ws *ws, wbuf *w, const int64_t *ids, size_t nids)
         }
         if (!rc && esrc != SQLITE_DONE)
             rc = ws_sqlerr(ws, esrc, "reading history");
-        wb_var(&body, ne);
-        wb_bytes(&body, edits.p, edits.n);
+        ws_wb_var(&body, ne);
+        ws_wb_bytes(&body, edits.p, edits.n);
         if (edits.err)
             rc = edits.err;
         kith_free(edits.p);
@@ -184,26 +162,26 @@ static int export_changes(kith_ws *ws, wbuf *w, const int64_t *ids, size_t nids)
         rc = ws_sqlerr(ws, src, "reading history");
     sqlite3_finalize(st);
     sqlite3_finalize(ed);
-    wb_var(w, n);
-    wb_bytes(w, body.p, body.n);
+    ws_wb_var(w, n);
+    ws_wb_bytes(w, body.p, body.n);
     kith_free(body.p);
     return rc ? rc : body.err ? body.err : w->err;
 }
 
-static int export_docs(kith_ws *ws, wbuf *w, const int64_t *ids, size_t nids)
+static int export_docs(kith_ws *ws, ws_wbuf *w, const int64_t *ids, size_t nids)
 {
     static const uint8_t zero[32];
-    wb_var(w, ws->ndocs);
+    ws_wb_var(w, ws->ndocs);
     for (size_t i = 0; i < ws->ndocs && !w->err; i++) {
         ws_doc *d = ws->docs[i];
-        wb_bytes(w, d->uuid, 16);
-        wb_var(w, (uint64_t)d->kind);
+        ws_wb_bytes(w, d->uuid, 16);
+        ws_wb_var(w, (uint64_t)d->kind);
         wb_str(w, d->path);
-        wb_var(w, d->deleted);
-        wb_var(w, (uint64_t)d->lamport);
-        wb_var(w, author_index(ids, nids, d->lamport_author));
-        wb_var(w, (uint64_t)d->path_lamport);
-        wb_var(w, author_index(ids, nids, d->path_author));
+        ws_wb_var(w, d->deleted);
+        ws_wb_var(w, (uint64_t)d->lamport);
+        ws_wb_var(w, author_index(ids, nids, d->lamport_author));
+        ws_wb_var(w, (uint64_t)d->path_lamport);
+        ws_wb_var(w, author_index(ids, nids, d->path_author));
         wb_optblob(w, memcmp(d->blob, zero, 32) ? d->blob : NULL, 32);
         kith_doc *doc = NULL;
         uint8_t *enc = NULL;
@@ -213,41 +191,41 @@ static int export_docs(kith_ws *ws, wbuf *w, const int64_t *ids, size_t nids)
             rc = kith_doc_encode(doc, &enc, &len);
         if (rc)
             return rc;
-        wb_var(w, len);
-        wb_bytes(w, enc, len);
+        ws_wb_var(w, len);
+        ws_wb_bytes(w, enc, len);
         kith_free(enc);
     }
     return w->err;
 }
 
-static int export_blobs(kith_ws *ws, wbuf *w)
+static int export_blobs(kith_ws *ws, ws_wbuf *w)
 {
     sqlite3_stmt *st = NULL;
     int rc = ws_prepare(ws, &st, "SELECT hash, data FROM blobs");
     if (rc)
         return rc;
-    wbuf body = {0};
+    ws_wbuf body = {0};
     uint64_t n = 0;
     int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         n++;
-        wb_bytes(&body, sqlite3_column_blob(st, 0), 32);
+        ws_wb_bytes(&body, sqlite3_column_blob(st, 0), 32);
         size_t len = (size_t)sqlite3_column_bytes(st, 1);
-        wb_var(&body, len);
-        wb_bytes(&body, sqlite3_column_blob(st, 1), len);
+        ws_wb_var(&body, len);
+        ws_wb_bytes(&body, sqlite3_column_blob(st, 1), len);
     }
     if (src != SQLITE_DONE)
         rc = ws_sqlerr(ws, src, "reading file versions");
     sqlite3_finalize(st);
-    wb_var(w, n);
-    wb_bytes(w, body.p, body.n);
+    ws_wb_var(w, n);
+    ws_wb_bytes(w, body.p, body.n);
     kith_free(body.p);
     return rc ? rc : body.err ? body.err : w->err;
 }
 
 /* Compresses the body of an export (everything after the workspace id) into
  * a version-1 export: the id stays readable (kith_ws_join needs it first). */
-static int compress_export(const wbuf *plain, size_t body_off, wbuf *out)
+static int compress_export(const ws_wbuf *plain, size_t body_off, ws_wbuf *out)
 {
     size_t raw = plain->n - body_off;
     size_t bound = ZSTD_compressBound(raw);
@@ -259,10 +237,10 @@ static int compress_export(const wbuf *plain, size_t body_off, wbuf *out)
         kith_free(z);
         return KITH_ENOMEM;
     }
-    wb_bytes(out, plain->p, body_off);
+    ws_wb_bytes(out, plain->p, body_off);
     out->p[7] = 1;
-    wb_var(out, raw);
-    wb_bytes(out, z, zn);
+    ws_wb_var(out, raw);
+    ws_wb_bytes(out, z, zn);
     kith_free(z);
     return out->err;
 }
@@ -272,7 +250,7 @@ int kith_ws_export(kith_ws *ws, uint8_t **out, size_t *len)
     *out = NULL;
     *len = 0;
     ws->err[0] = 0;
-    wbuf w = {0}, packed = {0};
+    ws_wbuf w = {0}, packed = {0};
     int64_t *ids = NULL;
     size_t nids = 0;
     /* A read transaction: one consistent snapshot of the store. */
@@ -282,7 +260,7 @@ int kith_ws_export(kith_ws *ws, uint8_t **out, size_t *len)
     if (rc)
         return rc;
     rc = ws_docs_load(ws);
-    wb_bytes(&w, magic, sizeof magic);
+    ws_wb_bytes(&w, magic, sizeof magic);
     wb_str(&w, ws->wsid);
     size_t body_off = w.n;
     if (!rc)
@@ -301,7 +279,7 @@ int kith_ws_export(kith_ws *ws, uint8_t **out, size_t *len)
     if (!rc) {
         uint8_t sum[16];
         crypto_generichash(sum, sizeof sum, packed.p, packed.n, NULL, 0);
-        wb_bytes(&packed, sum, sizeof sum);
+        ws_wb_bytes(&packed, sum, sizeof sum);
         rc = packed.err;
     }
     if (rc) {
@@ -315,40 +293,11 @@ int kith_ws_export(kith_ws *ws, uint8_t **out, size_t *len)
 
 /* ---- reading ---------------------------------------------------------------------- */
 
-typedef struct rbuf {
-    const uint8_t *p;
-    size_t n, off;
-    bool err;
-} rbuf;
-
-static const uint8_t *rb_bytes(rbuf *r, size_t n)
-{
-    if (r->err || n > r->n - r->off) {
-        r->err = true;
-        return NULL;
-    }
-    const uint8_t *p = r->p + r->off;
-    r->off += n;
-    return p;
-}
-
-static uint64_t rb_var(rbuf *r, uint64_t max)
-{
-    uint64_t v = 0;
-    size_t used = r->err ? 0 : kith_varint_get(r->p + r->off, r->n - r->off, &v);
-    if (!used || v > max) {
-        r->err = true;
-        return 0;
-    }
-    r->off += used;
-    return v;
-}
-
 /* A counted string copied out (NUL-terminated); NULL on error. */
-static char *rb_str(rbuf *r, size_t max)
+static char *rb_str(ws_rbuf *r, size_t max)
 {
-    size_t n = (size_t)rb_var(r, max);
-    const uint8_t *p = rb_bytes(r, n);
+    size_t n = (size_t)ws_rb_var(r, max);
+    const uint8_t *p = ws_rb_bytes(r, n);
     if (!p)
         return NULL;
     if (memchr(p, 0, n) || kith_utf8_count((const char *)p, n) < 0) {
@@ -361,13 +310,13 @@ static char *rb_str(rbuf *r, size_t max)
     return s;
 }
 
-static char *rb_optstr(rbuf *r, size_t max, bool *present)
+static char *rb_optstr(ws_rbuf *r, size_t max, bool *present)
 {
-    size_t n = (size_t)rb_var(r, max + 1);
+    size_t n = (size_t)ws_rb_var(r, max + 1);
     *present = n > 0;
     if (!n || r->err)
         return NULL;
-    const uint8_t *p = rb_bytes(r, n - 1);
+    const uint8_t *p = ws_rb_bytes(r, n - 1);
     if (!p || memchr(p, 0, n - 1) || kith_utf8_count((const char *)p, n - 1) < 0) {
         r->err = true;
         return NULL;
@@ -476,7 +425,7 @@ static void xport_free(xport *x)
 }
 
 /* Allocates @n zeroed elements, refusing counts the input cannot hold. */
-static void *rb_array(rbuf *r, size_t n, size_t elem, size_t min_bytes_each)
+static void *rb_array(ws_rbuf *r, size_t n, size_t elem, size_t min_bytes_each)
 {
     if (r->err || n > (r->n - r->off) / (min_bytes_each ? min_bytes_each : 1)) {
         r->err = true;
@@ -488,43 +437,44 @@ static void *rb_array(rbuf *r, size_t n, size_t elem, size_t min_bytes_each)
     return p;
 }
 
-static void parse_edit(rbuf *r, x_edit *e, size_t nauthors)
+static void parse_edit(ws_rbuf *r, x_edit *e, size_t nauthors)
 {
     bool present;
-    const uint8_t *u = rb_bytes(r, 16);
+    const uint8_t *u = ws_rb_bytes(r, 16);
     if (u)
         memcpy(e->uuid, u, 16);
-    e->what = (int)rb_var(r, KITH_WS_RESTORED);
-    e->kind = (int)rb_var(r, WS_NOTE);
+    e->what = (int)ws_rb_var(r, KITH_WS_RESTORED);
+    e->kind = (int)ws_rb_var(r, WS_NOTE);
     e->path = rb_str(r, PATH_MAX / 2);
     e->old_path = rb_optstr(r, PATH_MAX / 2, &present);
-    e->ins = rb_var(r, UINT32_MAX);
-    e->del = rb_var(r, UINT32_MAX);
-    e->opseq = rb_var(r, UINT32_MAX);
-    e->opcount = rb_var(r, UINT32_MAX);
+    e->ins = ws_rb_var(r, UINT32_MAX);
+    e->del = ws_rb_var(r, UINT32_MAX);
+    e->opseq = ws_rb_var(r, UINT32_MAX);
+    e->opcount = ws_rb_var(r, UINT32_MAX);
     e->version = rb_optstr(r, 1 << 20, &present);
-    e->has_blob = rb_var(r, 1);
-    if (e->has_blob && (u = rb_bytes(r, 32)))
+    e->has_blob = ws_rb_var(r, 1);
+    if (e->has_blob && (u = ws_rb_bytes(r, 32)))
         memcpy(e->blob, u, 32);
-    if (!r->err && (e->kind == WS_NOTE ? !ws_note_path_ok(e->path, e->uuid) || e->old_path
-                                       : !path_ok(e->path) || (e->old_path && !path_ok(e->old_path))))
+    if (!r->err &&
+        (e->kind == WS_NOTE ? !ws_note_path_ok(e->path, e->uuid) || e->old_path
+                            : !path_ok(e->path) || (e->old_path && !path_ok(e->old_path))))
         r->err = true;
 }
 
-static void parse_changes(rbuf *r, xport *x)
+static void parse_changes(ws_rbuf *r, xport *x)
 {
-    x->nchanges = (size_t)rb_var(r, UINT32_MAX);
+    x->nchanges = (size_t)ws_rb_var(r, UINT32_MAX);
     if (!(x->changes = rb_array(r, x->nchanges, sizeof *x->changes, 5)))
         return;
     for (size_t i = 0; i < x->nchanges && !r->err; i++) {
         x_change *c = &x->changes[i];
         bool present;
-        c->author = rb_var(r, x->nauthors ? x->nauthors - 1 : 0);
-        c->seq = rb_var(r, INT64_MAX);
-        c->time_ms = kith_unzigzag(rb_var(r, UINT64_MAX));
-        c->lamport = rb_var(r, INT64_MAX);
+        c->author = ws_rb_var(r, x->nauthors ? x->nauthors - 1 : 0);
+        c->seq = ws_rb_var(r, INT64_MAX);
+        c->time_ms = kith_unzigzag(ws_rb_var(r, UINT64_MAX));
+        c->lamport = ws_rb_var(r, INT64_MAX);
         c->via = rb_optstr(r, 255, &present);
-        c->nedits = (size_t)rb_var(r, UINT32_MAX);
+        c->nedits = (size_t)ws_rb_var(r, UINT32_MAX);
         if (!x->nauthors || c->seq == 0 ||
             !(c->edits = rb_array(r, c->nedits, sizeof *c->edits, 28)))
             r->err = true;
@@ -533,29 +483,30 @@ static void parse_changes(rbuf *r, xport *x)
     }
 }
 
-static void parse_docs(rbuf *r, xport *x)
+static void parse_docs(ws_rbuf *r, xport *x)
 {
-    x->ndocs = (size_t)rb_var(r, UINT32_MAX);
+    x->ndocs = (size_t)ws_rb_var(r, UINT32_MAX);
     if (!(x->docs = rb_array(r, x->ndocs, sizeof *x->docs, 24)))
         return;
     for (size_t i = 0; i < x->ndocs && !r->err; i++) {
         x_doc *d = &x->docs[i];
-        const uint8_t *u = rb_bytes(r, 16);
+        const uint8_t *u = ws_rb_bytes(r, 16);
         if (u)
             memcpy(d->uuid, u, 16);
-        d->kind = (int)rb_var(r, WS_NOTE);
+        d->kind = (int)ws_rb_var(r, WS_NOTE);
         d->path = rb_str(r, PATH_MAX / 2);
-        d->deleted = rb_var(r, 1);
-        d->lamport = rb_var(r, INT64_MAX);
-        d->lamport_author = rb_var(r, x->nauthors ? x->nauthors - 1 : 0);
-        d->path_lamport = rb_var(r, INT64_MAX);
-        d->path_author = rb_var(r, x->nauthors ? x->nauthors - 1 : 0);
-        d->has_blob = rb_var(r, 1);
-        if (d->has_blob && (u = rb_bytes(r, 32)))
+        d->deleted = ws_rb_var(r, 1);
+        d->lamport = ws_rb_var(r, INT64_MAX);
+        d->lamport_author = ws_rb_var(r, x->nauthors ? x->nauthors - 1 : 0);
+        d->path_lamport = ws_rb_var(r, INT64_MAX);
+        d->path_author = ws_rb_var(r, x->nauthors ? x->nauthors - 1 : 0);
+        d->has_blob = ws_rb_var(r, 1);
+        if (d->has_blob && (u = ws_rb_bytes(r, 32)))
             memcpy(d->blob, u, 32);
-        d->enclen = (size_t)rb_var(r, SIZE_MAX);
-        d->enc = rb_bytes(r, d->enclen);
-        if (!r->err && (d->kind == WS_NOTE ? !ws_note_path_ok(d->path, d->uuid) : !path_ok(d->path)))
+        d->enclen = (size_t)ws_rb_var(r, SIZE_MAX);
+        d->enc = ws_rb_bytes(r, d->enclen);
+        if (!r->err &&
+            (d->kind == WS_NOTE ? !ws_note_path_ok(d->path, d->uuid) : !path_ok(d->path)))
             r->err = true;
         if (!r->err && d->kind == WS_BINARY && !d->has_blob)
             r->err = true;
@@ -576,7 +527,7 @@ static int parse(kith_ws *ws, const uint8_t *buf, size_t len, xport *x)
     crypto_generichash(sum, sizeof sum, buf, len - 16, NULL, 0);
     if (memcmp(sum, buf + len - 16, 16))
         return ws_error(ws, KITH_ECORRUPT, "workspace export: checksum mismatch (damaged)");
-    rbuf r = {buf, len - 16, sizeof magic, false};
+    ws_rbuf r = {buf, len - 16, sizeof magic, false};
     char *wsid = rb_str(&r, 64);
     if (wsid && strcmp(wsid, ws->wsid)) {
         kith_free(wsid);
@@ -584,7 +535,7 @@ static int parse(kith_ws *ws, const uint8_t *buf, size_t len, xport *x)
     }
     kith_free(wsid);
     if (buf[7] == 1) { /* version 1: the rest is one zstd frame */
-        uint64_t raw = rb_var(&r, (uint64_t)1 << 32);
+        uint64_t raw = ws_rb_var(&r, (uint64_t)1 << 32);
         const uint8_t *z = r.err ? NULL : r.p + r.off;
         size_t zn = r.n - r.off;
         if (!z || ZSTD_getFrameContentSize(z, zn) != raw)
@@ -594,12 +545,12 @@ static int parse(kith_ws *ws, const uint8_t *buf, size_t len, xport *x)
         size_t got = ZSTD_decompress(x->owned, (size_t)raw, z, zn);
         if (ZSTD_isError(got) || got != raw)
             return ws_error(ws, KITH_ECORRUPT, "workspace export: malformed compressed body");
-        r = (rbuf){x->owned, (size_t)raw, 0, false};
+        r = (ws_rbuf){x->owned, (size_t)raw, 0, false};
     }
-    x->nauthors = (size_t)rb_var(&r, UINT32_MAX);
+    x->nauthors = (size_t)ws_rb_var(&r, UINT32_MAX);
     if ((x->authors = rb_array(&r, x->nauthors, sizeof *x->authors, 33))) {
         for (size_t i = 0; i < x->nauthors && !r.err; i++) {
-            const uint8_t *k = rb_bytes(&r, 32);
+            const uint8_t *k = ws_rb_bytes(&r, 32);
             if (k)
                 memcpy(x->authors[i].key, k, 32);
             x->authors[i].name = rb_str(&r, 255);
@@ -607,15 +558,15 @@ static int parse(kith_ws *ws, const uint8_t *buf, size_t len, xport *x)
     }
     parse_changes(&r, x);
     parse_docs(&r, x);
-    x->nblobs = (size_t)rb_var(&r, UINT32_MAX);
+    x->nblobs = (size_t)ws_rb_var(&r, UINT32_MAX);
     if ((x->blobs = rb_array(&r, x->nblobs, sizeof *x->blobs, 33))) {
         for (size_t i = 0; i < x->nblobs && !r.err; i++) {
             x_blob *b = &x->blobs[i];
-            const uint8_t *h = rb_bytes(&r, 32);
+            const uint8_t *h = ws_rb_bytes(&r, 32);
             if (h)
                 memcpy(b->hash, h, 32);
-            b->len = (size_t)rb_var(&r, SIZE_MAX);
-            b->data = rb_bytes(&r, b->len);
+            b->len = (size_t)ws_rb_var(&r, SIZE_MAX);
+            b->data = ws_rb_bytes(&r, b->len);
             uint8_t real[32];
             if (!r.err) {
                 ws_blob_hash(real, b->data, b->len);
@@ -939,8 +890,9 @@ static int journal(kith_ws *ws, const char *tmp, const char *path, const ws_doc 
                    const char *base, ostat was)
 {
     sqlite3_stmt *st = NULL;
-    int rc = ws_prepare(ws, &st, "INSERT INTO writes(tmp, path, doc, base, osize, omtime, oino) "
-                                 "VALUES(?, ?, ?, ?, ?, ?, ?)");
+    int rc = ws_prepare(ws, &st,
+                        "INSERT INTO writes(tmp, path, doc, base, osize, omtime, oino) "
+                        "VALUES(?, ?, ?, ?, ?, ?, ?)");
     if (rc)
         return rc;
     if (tmp)
@@ -1183,8 +1135,9 @@ static int jrows_read(kith_ws *ws, jrow **out, size_t *n)
     size_t cap = 0;
     *out = NULL;
     *n = 0;
-    int rc = ws_prepare(ws, &st, "SELECT id, tmp, path, doc, base, osize, omtime, oino FROM "
-                                 "writes ORDER BY id");
+    int rc = ws_prepare(ws, &st,
+                        "SELECT id, tmp, path, doc, base, osize, omtime, oino FROM "
+                        "writes ORDER BY id");
     if (rc)
         return rc;
     int src;
@@ -1222,8 +1175,7 @@ static void orphan_keep(kith_ws *ws, int fd, const jrow *r, const struct stat *s
     if (fd < 0)
         return;
     if (fstat(fd, &fst) || fst.st_ino != st->st_ino || !r->base || !r->doc ||
-        kith_grow((void **)&ws->orphans, &ws->caporphans, ws->norphans + 1,
-                  sizeof *ws->orphans)) {
+        kith_grow((void **)&ws->orphans, &ws->caporphans, ws->norphans + 1, sizeof *ws->orphans)) {
         close(fd);
         return;
     }
@@ -1331,10 +1283,10 @@ static bool put_in_place(kith_ws *ws, const jrow *r, const char *path)
     int old = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (renameat2(AT_FDCWD, r->tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
         struct stat st;
-        bool expected = lstat(r->tmp, &st) == 0 && (int64_t)st.st_size == r->was.size &&
-                        (int64_t)st.st_ino == r->was.ino &&
-                        (int64_t)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec ==
-                            r->was.mtime;
+        bool expected =
+            lstat(r->tmp, &st) == 0 && (int64_t)st.st_size == r->was.size &&
+            (int64_t)st.st_ino == r->was.ino &&
+            (int64_t)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec == r->was.mtime;
         if (expected) {
             unlink(r->tmp);
             orphan_keep(ws, old, r, &st);
@@ -1503,7 +1455,7 @@ int kith_ws_import(kith_ws *ws, const uint8_t *buf, size_t len, kith_ws_file_cb 
 
 int kith_ws_join(const char *dir, const char *name, const uint8_t *buf, size_t len, kith_ws **out)
 {
-    rbuf r = {buf, len, sizeof magic, false};
+    ws_rbuf r = {buf, len, sizeof magic, false};
     bool ours = len > sizeof magic && !memcmp(buf, magic, 7) && buf[7] <= 1;
     char *wsid = ours ? rb_str(&r, 64) : NULL;
     int rc = kith_ws_init_as(dir, name, wsid ? wsid : "-", out);
@@ -1566,7 +1518,7 @@ static ws_doc *doc_by_id(kith_ws *ws, int64_t id)
 
 /* The CRDT operations of one edit row: the author's seqs it lists. */
 static int edit_delta(kith_ws *ws, int64_t docid, const uint8_t key[32], uint64_t opseq,
-                      uint64_t opcount, wbuf *w)
+                      uint64_t opcount, ws_wbuf *w)
 {
     ws_doc *d = doc_by_id(ws, docid);
     kith_doc *doc = NULL;
@@ -1585,15 +1537,15 @@ static int edit_delta(kith_ws *ws, int64_t docid, const uint8_t key[32], uint64_
         rc = ws_error(ws, KITH_ECORRUPT, "%s: a change's operations are missing from its history",
                       d ? d->path : "?");
     if (!rc) {
-        wb_var(w, len);
-        wb_bytes(w, delta, len);
+        ws_wb_var(w, len);
+        ws_wb_bytes(w, delta, len);
     }
     kith_free(delta);
     return rc;
 }
 
 /* Encodes change @id (changes.id) as a sync payload into @w. */
-static int change_payload(kith_ws *ws, int64_t id, wbuf *w)
+static int change_payload(kith_ws *ws, int64_t id, ws_wbuf *w)
 {
     sqlite3_stmt *st = NULL, *ed = NULL;
     int rc = ws_prepare(ws, &st,
@@ -1613,16 +1565,16 @@ static int change_payload(kith_ws *ws, int64_t id, wbuf *w)
     }
     uint8_t key[32];
     memcpy(key, sqlite3_column_blob(st, 0), 32);
-    wb_bytes(w, cmagic, sizeof cmagic);
+    ws_wb_bytes(w, cmagic, sizeof cmagic);
     wb_str(w, ws->wsid);
-    wb_bytes(w, key, 32);
+    ws_wb_bytes(w, key, 32);
     wb_str(w, (const char *)sqlite3_column_text(st, 1));
-    wb_var(w, (uint64_t)sqlite3_column_int64(st, 2));
-    wb_var(w, kith_zigzag(sqlite3_column_int64(st, 3)));
-    wb_var(w, (uint64_t)sqlite3_column_int64(st, 4));
+    ws_wb_var(w, (uint64_t)sqlite3_column_int64(st, 2));
+    ws_wb_var(w, kith_zigzag(sqlite3_column_int64(st, 3)));
+    ws_wb_var(w, (uint64_t)sqlite3_column_int64(st, 4));
     wb_optstr(w, (const char *)sqlite3_column_text(st, 5));
     /* Edits are counted first: a change has a handful. */
-    wbuf body = {0};
+    ws_wbuf body = {0};
     uint64_t ne = 0;
     sqlite3_bind_int64(ed, 1, id);
     int src;
@@ -1637,30 +1589,30 @@ static int change_payload(kith_ws *ws, int64_t id, wbuf *w)
             rc = edit_delta(ws, sqlite3_column_int64(ed, 11), key,
                             (uint64_t)sqlite3_column_int64(ed, 7), opcount, &body);
         else
-            wb_var(&body, 0);
+            ws_wb_var(&body, 0);
         if (!rc && blob) {
             char *data = NULL;
             size_t len = 0;
             uint8_t h[32];
             memcpy(h, sqlite3_column_blob(ed, 10), 32);
             if (!(rc = ws_blob_get(ws, h, &data, &len))) {
-                wb_var(&body, len);
-                wb_bytes(&body, data, len);
+                ws_wb_var(&body, len);
+                ws_wb_bytes(&body, data, len);
             }
             kith_free(data);
         }
     }
     if (!rc && src != SQLITE_DONE)
         rc = ws_sqlerr(ws, src, "reading history");
-    wb_var(w, ne);
-    wb_bytes(w, body.p, body.n);
+    ws_wb_var(w, ne);
+    ws_wb_bytes(w, body.p, body.n);
     if (!rc && body.err)
         rc = body.err;
     kith_free(body.p);
     if (!rc) {
         uint8_t sum[16];
         crypto_generichash(sum, sizeof sum, w->p, w->n, NULL, 0);
-        wb_bytes(w, sum, sizeof sum);
+        ws_wb_bytes(w, sum, sizeof sum);
         rc = w->err;
     }
 out:
@@ -1703,7 +1655,7 @@ int kith_ws_changes_since(kith_ws *ws, const kith_ws_vv_entry *vv, size_t n,
         uint64_t seq = (uint64_t)sqlite3_column_int64(st, 2);
         if (seq <= vv_seq(vv, n, key))
             continue;
-        wbuf w = {0};
+        ws_wbuf w = {0};
         uint8_t *v1 = NULL;
         size_t v1len = 0;
         rc = change_payload(ws, sqlite3_column_int64(st, 0), &w);
@@ -1734,7 +1686,7 @@ static int parse_change(kith_ws *ws, const uint8_t *buf, size_t len, xport *x)
     crypto_generichash(sum, sizeof sum, buf, len - 16, NULL, 0);
     if (memcmp(sum, buf + len - 16, 16))
         return ws_error(ws, KITH_ECORRUPT, "change: checksum mismatch (damaged)");
-    rbuf r = {buf, len - 16, sizeof cmagic, false};
+    ws_rbuf r = {buf, len - 16, sizeof cmagic, false};
     char *wsid = rb_str(&r, 64);
     bool other = wsid && strcmp(wsid, ws->wsid);
     kith_free(wsid);
@@ -1746,18 +1698,18 @@ static int parse_change(kith_ws *ws, const uint8_t *buf, size_t len, xport *x)
     x->changes = kith_calloc(1, sizeof *x->changes);
     if (!x->authors || !x->changes)
         return KITH_ENOMEM;
-    const uint8_t *k = rb_bytes(&r, 32);
+    const uint8_t *k = ws_rb_bytes(&r, 32);
     if (k)
         memcpy(x->authors[0].key, k, 32);
     x->authors[0].name = rb_str(&r, 255);
     x_change *c = &x->changes[0];
     bool present;
     c->author = 0;
-    c->seq = rb_var(&r, INT64_MAX);
-    c->time_ms = kith_unzigzag(rb_var(&r, UINT64_MAX));
-    c->lamport = rb_var(&r, INT64_MAX);
+    c->seq = ws_rb_var(&r, INT64_MAX);
+    c->time_ms = kith_unzigzag(ws_rb_var(&r, UINT64_MAX));
+    c->lamport = ws_rb_var(&r, INT64_MAX);
     c->via = rb_optstr(&r, 255, &present);
-    c->nedits = (size_t)rb_var(&r, UINT32_MAX);
+    c->nedits = (size_t)ws_rb_var(&r, UINT32_MAX);
     if (c->seq == 0)
         r.err = true;
     if ((c->edits = rb_array(&r, c->nedits, sizeof *c->edits, 28)) &&
@@ -1777,13 +1729,13 @@ static int parse_change(kith_ws *ws, const uint8_t *buf, size_t len, xport *x)
             d->path_lamport = names_path ? c->lamport : 0;
             d->has_blob = e->has_blob;
             memcpy(d->blob, e->blob, 32);
-            d->enclen = (size_t)rb_var(&r, SIZE_MAX);
-            d->enc = rb_bytes(&r, d->enclen);
+            d->enclen = (size_t)ws_rb_var(&r, SIZE_MAX);
+            d->enc = ws_rb_bytes(&r, d->enclen);
             if (e->has_blob) {
                 x_blob *b = &x->blobs[x->nblobs++];
                 memcpy(b->hash, e->blob, 32);
-                b->len = (size_t)rb_var(&r, SIZE_MAX);
-                b->data = rb_bytes(&r, b->len);
+                b->len = (size_t)ws_rb_var(&r, SIZE_MAX);
+                b->data = ws_rb_bytes(&r, b->len);
                 uint8_t real[32];
                 if (!r.err) {
                     ws_blob_hash(real, b->data, b->len);
@@ -1879,8 +1831,9 @@ int kith_ws_apply_change(kith_ws *ws, const uint8_t *buf, size_t len, kith_ws_fi
     memset(res, 0, sizeof *res);
     ws->err[0] = 0;
     if (ws_change_is_v1(buf, len))
-        return ws_error(ws, KITH_EINVAL, "a change of version 1 needs its author and seq "
-                                         "(kith_ws_apply_change_from)");
+        return ws_error(ws, KITH_EINVAL,
+                        "a change of version 1 needs its author and seq "
+                        "(kith_ws_apply_change_from)");
     return apply_v0(ws, NULL, 0, buf, len, cb, ctx, res);
 }
 
