@@ -18,37 +18,7 @@
 
 static char root[256];
 
-static void put(const char *dir, const char *name, const char *text)
-{
-    char p[512];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "wb");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
-}
-
-/* The file's content, or NULL; caller frees. */
-static char *get(const char *dir, const char *name)
-{
-    char p[512];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "rb");
-    if (!f)
-        return NULL;
-    char *buf = calloc(1, 1 << 16);
-    size_t n = fread(buf, 1, (1 << 16) - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    return buf;
-}
-
-static int scan(kith_ws *ws)
-{
-    kith_ws_result r;
-    return kith_ws_scan(ws, NULL, NULL, &r);
-}
+#include "ws_kit.h"
 
 /* Sends everything @from holds to @to. */
 static int send_to(kith_ws *from, kith_ws *to)
@@ -61,38 +31,6 @@ static int send_to(kith_ws *from, kith_ws *to)
         rc = kith_ws_import(to, buf, len, NULL, NULL, &r);
     kith_free(buf);
     return rc;
-}
-
-static kith_ws *make(const char *name, const char *user)
-{
-    char dir[300];
-    snprintf(dir, sizeof dir, "%s/%s", root, name);
-    kith_ws *ws = NULL;
-    if (kith_ws_init(dir, user, &ws)) {
-        fprintf(stderr, "init: %s\n", kith_ws_errmsg(ws));
-        kith_ws_close(ws);
-        return NULL;
-    }
-    return ws;
-}
-
-static kith_ws *join(const char *name, const char *user, kith_ws *from)
-{
-    char dir[300];
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    kith_ws *ws = NULL;
-    if (kith_ws_export(from, &buf, &len))
-        return NULL;
-    snprintf(dir, sizeof dir, "%s/%s", root, name);
-    int rc = kith_ws_join(dir, user, buf, len, &ws);
-    kith_free(buf);
-    if (rc) {
-        fprintf(stderr, "join: %s\n", kith_ws_errmsg(ws));
-        kith_ws_close(ws);
-        return NULL;
-    }
-    return ws;
 }
 
 typedef struct blame_acc {
@@ -423,54 +361,6 @@ TT_TEST(three_replicas_converge)
         kith_ws_close(w[i]);
 }
 
-/* Per-change sync: payloads collected from one replica, applied on another. */
-typedef struct payloads {
-    uint8_t *p[64];
-    size_t len[64];
-    uint8_t author[64][32];
-    uint64_t seq[64];
-    int n;
-} payloads;
-
-static int collect(const uint8_t author[32], uint64_t seq, const uint8_t *payload, size_t len,
-                   void *ctx)
-{
-    payloads *ps = ctx;
-    if (ps->n < 64) {
-        memcpy(ps->author[ps->n], author, 32);
-        ps->seq[ps->n] = seq;
-        ps->p[ps->n] = malloc(len);
-        memcpy(ps->p[ps->n], payload, len);
-        ps->len[ps->n++] = len;
-    }
-    return 0;
-}
-
-static void payloads_free(payloads *ps)
-{
-    for (int i = 0; i < ps->n; i++)
-        free(ps->p[i]);
-    ps->n = 0;
-}
-
-/* Sends what @to lacks, change by change. */
-static int sync_changes(kith_ws *from, kith_ws *to)
-{
-    kith_ws_vv_entry *vv = NULL;
-    size_t n = 0;
-    payloads ps = {0};
-    kith_ws_result r;
-    int rc = kith_ws_vv(to, &vv, &n);
-    if (!rc)
-        rc = kith_ws_changes_since(from, vv, n, collect, &ps);
-    for (int i = 0; !rc && i < ps.n; i++)
-        rc = kith_ws_apply_change_from(to, ps.author[i], ps.seq[i], ps.p[i], ps.len[i], NULL, NULL,
-                                       &r);
-    kith_free(vv);
-    payloads_free(&ps);
-    return rc;
-}
-
 TT_TEST(change_by_change_sync)
 {
     kith_ws *a = make("a6", "Alice");
@@ -501,22 +391,22 @@ TT_TEST(change_by_change_sync)
     TT_OK(kith_ws_changes_since(a, vv, n, collect, &ps));
     kith_free(vv);
     TT_EQ(ps.n, 2);
-#define APPLY(i) kith_ws_apply_change_from(b, ps.author[i], ps.seq[i], ps.p[i], ps.len[i], NULL, \
-                                           NULL, &r)
+#define APPLY(i)                                                                                   \
+    kith_ws_apply_change_from(b, ps.author[i], ps.seq[i], ps.p[i], ps.len[i], NULL, NULL, &r)
     TT_EQ(APPLY(1), KITH_EMISSING);
     /* Version 1 payloads need the author and seq their blob names. */
     TT_EQ(kith_ws_apply_change(b, ps.p[0], ps.len[0], NULL, NULL, &r), KITH_EINVAL);
     /* A truncated payload is refused. */
-    TT_EQ(kith_ws_apply_change_from(b, ps.author[0], ps.seq[0], ps.p[0], ps.len[0] - 1, NULL,
-                                    NULL, &r),
+    TT_EQ(kith_ws_apply_change_from(b, ps.author[0], ps.seq[0], ps.p[0], ps.len[0] - 1, NULL, NULL,
+                                    &r),
           KITH_ECORRUPT);
     TT_OK(APPLY(0));
     TT_OK(APPLY(1));
     TT_OK(APPLY(1)); /* duplicate */
 #undef APPLY
     payloads_free(&ps);
-    TT_OK(sync_changes(b, a));
-    TT_OK(sync_changes(a, b));
+    TT_OK(sync_to(b, a));
+    TT_OK(sync_to(a, b));
     char *ta = get(kith_ws_root(a), "moved.md"), *tb = get(kith_ws_root(b), "moved.md");
     TT_STREQ(ta, "bob 1\nbase\nalice 1\nalice 2\n");
     TT_STREQ(ta, tb);
