@@ -452,23 +452,22 @@ static int closed_status(kith_ws *ws, ws_doc *nd, ws_doc *td, int *status)
 
 typedef struct listed {
     ws_doc *nd;
-    int64_t time_ms;
+    creator cr; /* owns cr.name */
 } listed;
 
 static int cmp_listed(const void *a, const void *b)
 {
     const listed *x = a, *y = b;
-    if (x->time_ms != y->time_ms)
-        return x->time_ms < y->time_ms ? -1 : 1;
+    if (x->cr.time_ms != y->cr.time_ms)
+        return x->cr.time_ms < y->cr.time_ms ? -1 : 1;
     return x->nd->id < y->nd->id ? -1 : x->nd->id > y->nd->id;
 }
 
-static int show_note(kith_ws *ws, ws_doc *nd, const ws_doc *only,
+static int show_note(kith_ws *ws, ws_doc *nd, const creator *cr, const ws_doc *only,
                      int (*cb)(const kith_ws_note *n, void *ctx), void *ctx, int *stop)
 {
     note n;
     where w = {0};
-    creator cr = {0};
     int rc = note_load(ws, nd, &n);
     if (rc == KITH_ECORRUPT) /* a peer's garbage hides nothing else */
         return KITH_OK;
@@ -487,16 +486,16 @@ static int show_note(kith_ws *ws, ws_doc *nd, const ws_doc *only,
         status = KITH_WS_NOTE_STALE;
     else if (!(rc = locate(ws, td, &n, &w)) && w.stale)
         status = KITH_WS_NOTE_STALE;
-    if (rc || (rc = note_creator(ws, nd, &cr)))
+    if (rc)
         goto out;
     out.id = id;
     out.type = (enum kith_ws_note_type)n.type;
     out.status = (enum kith_ws_note_status)status;
     out.path = td ? td->path : "";
-    out.author = cr.name ? cr.name : "";
-    out.device = cr.device;
+    out.author = cr->name ? cr->name : "";
+    out.device = cr->device;
     out.via = n.via;
-    out.time_ms = cr.time_ms;
+    out.time_ms = cr->time_ms;
     out.line = w.line;
     out.pos = w.known && !w.stale ? w.pos : n.pos;
     out.len = w.known && !w.stale ? w.mid - w.pos : 0;
@@ -507,7 +506,6 @@ static int show_note(kith_ws *ws, ws_doc *nd, const ws_doc *only,
     out.text_len = n.text_len;
     *stop = cb(&out, ctx);
 out:
-    kith_free(cr.name);
     where_free(&w);
     note_free(&n);
     return rc;
@@ -532,16 +530,17 @@ int kith_ws_notes(kith_ws *ws, const char *path, bool all,
         ws_doc *d = ws->docs[i];
         if (d->kind != WS_NOTE || (d->deleted && !all))
             continue;
-        creator cr;
-        if (!(rc = note_creator(ws, d, &cr)))
-            ls[n++] = (listed){d, cr.time_ms};
-        kith_free(cr.name);
+        ls[n].nd = d;
+        if (!(rc = note_creator(ws, d, &ls[n].cr)))
+            n++;
     }
     if (!rc)
         qsort(ls, n, sizeof *ls, cmp_listed);
     int stop = 0;
     for (size_t i = 0; !rc && !stop && i < n; i++)
-        rc = show_note(ws, ls[i].nd, only, cb, ctx, &stop);
+        rc = show_note(ws, ls[i].nd, &ls[i].cr, only, cb, ctx, &stop);
+    for (size_t i = 0; i < n; i++)
+        kith_free(ls[i].cr.name);
     kith_free(ls);
     kith_free(rel);
     return rc;
