@@ -130,24 +130,46 @@ static char *slurp(const char *path)
     return buf;
 }
 
-TT_TEST(save_during_merge_write_is_kept)
+/* Writes @text to @path the way editors and sed -i do: a new file renamed
+ * over the old one. */
+static void save_by_rename(const char *path, const char *text)
 {
-    kith_ws *a = NULL, *b = NULL;
-    char da[300], db[300], fa[400], fb[400];
-    snprintf(da, sizeof da, "%s/race-a", root);
-    snprintf(db, sizeof db, "%s/race-b", root);
-    TT_OK(kith_ws_init(da, "Alice", &a));
-    snprintf(fa, sizeof fa, "%s/x.md", da);
-    FILE *f = fopen(fa, "w");
-    fputs("one\ntwo\n", f);
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.swp", path);
+    FILE *f = fopen(tmp, "w");
+    fputs(text, f);
     fclose(f);
-    kith_ws_result r;
-    TT_OK(kith_ws_scan(a, NULL, NULL, &r));
+    if (rename(tmp, path))
+        abort();
+}
+
+/* Two replicas of one workspace in @name-a and @name-b under root: Alice's
+ * records x.md ("one\ntwo\n"), Bob's joins from it. @da, @db (300 bytes)
+ * and @fa (400) get the folders and Alice's x.md. 1, or 0 on failure. */
+static int two_replicas(const char *name, kith_ws **a, kith_ws **b, char *da, char *db, char *fa)
+{
     uint8_t *exp = NULL;
     size_t elen = 0;
-    TT_OK(kith_ws_export(a, &exp, &elen));
-    TT_OK(kith_ws_join(db, "Bob", exp, elen, &b));
+    kith_ws_result r;
+    snprintf(da, 300, "%s/%s-a", root, name);
+    snprintf(db, 300, "%s/%s-b", root, name);
+    snprintf(fa, 400, "%s/x.md", da);
+    if (kith_ws_init(da, "Alice", a))
+        return 0;
+    save_by_rename(fa, "one\ntwo\n");
+    int ok = !kith_ws_scan(*a, NULL, NULL, &r) && !kith_ws_export(*a, &exp, &elen) &&
+             !kith_ws_join(db, "Bob", exp, elen, b);
     kith_free(exp);
+    return ok;
+}
+
+TT_TEST(save_during_merge_write_is_kept)
+{
+    char da[300], db[300], fa[400], fb[400];
+    kith_ws *a = NULL, *b = NULL;
+    TT_ASSERT(two_replicas("race", &a, &b, da, db, fa));
+    FILE *f;
+    kith_ws_result r;
     f = fopen(fa, "w");
     fputs("one\ntwo\nthree\n", f);
     fclose(f);
@@ -192,22 +214,11 @@ static void crash(void *ctx)
  * arrived. */
 TT_TEST(save_after_crash_before_merge_write_is_kept)
 {
-    kith_ws *a = NULL, *b = NULL;
     char da[300], db[300], fa[400], fb[400];
-    snprintf(da, sizeof da, "%s/crash-a", root);
-    snprintf(db, sizeof db, "%s/crash-b", root);
-    TT_OK(kith_ws_init(da, "Alice", &a));
-    snprintf(fa, sizeof fa, "%s/x.md", da);
-    FILE *f = fopen(fa, "w");
-    fputs("one\ntwo\n", f);
-    fclose(f);
+    kith_ws *a = NULL, *b = NULL;
+    TT_ASSERT(two_replicas("crash", &a, &b, da, db, fa));
+    FILE *f;
     kith_ws_result r;
-    TT_OK(kith_ws_scan(a, NULL, NULL, &r));
-    uint8_t *exp = NULL;
-    size_t elen = 0;
-    TT_OK(kith_ws_export(a, &exp, &elen));
-    TT_OK(kith_ws_join(db, "Bob", exp, elen, &b));
-    kith_free(exp);
     f = fopen(fa, "w");
     fputs("one\ntwo\nthree\n", f);
     fclose(f);
@@ -259,19 +270,6 @@ TT_TEST(save_after_crash_before_merge_write_is_kept)
     kith_ws_close(b);
 }
 
-/* Writes @text to @path the way editors and sed -i do: a new file renamed
- * over the old one. */
-static void save_by_rename(const char *path, const char *text)
-{
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.swp", path);
-    FILE *f = fopen(tmp, "w");
-    fputs(text, f);
-    fclose(f);
-    if (rename(tmp, path))
-        abort();
-}
-
 /* One replica's change, applied on another (the daemon's path). */
 static int deliver(kith_ws *from, kith_ws *to)
 {
@@ -286,8 +284,8 @@ static int deliver(kith_ws *from, kith_ws *to)
     size_t plen = 0;
     if (!rc && payload) {
         memcpy(&plen, payload, sizeof plen);
-        rc = kith_ws_apply_change_from(to, grab_author, grab_seq, payload + sizeof plen, plen,
-                                       NULL, NULL, &r);
+        rc = kith_ws_apply_change_from(to, grab_author, grab_seq, payload + sizeof plen, plen, NULL,
+                                       NULL, &r);
     }
     free(payload);
     return rc;
@@ -298,21 +296,11 @@ static int deliver(kith_ws *from, kith_ws *to)
  * stays. A save made on the merged text is taken as it is. */
 TT_TEST(save_from_a_buffer_older_than_the_merge_is_kept)
 {
-    kith_ws *a = NULL, *b = NULL;
     char da[300], db[300], fa[400], fb[400];
-    snprintf(da, sizeof da, "%s/stale-a", root);
-    snprintf(db, sizeof db, "%s/stale-b", root);
-    TT_OK(kith_ws_init(da, "Alice", &a));
-    snprintf(fa, sizeof fa, "%s/x.md", da);
+    kith_ws *a = NULL, *b = NULL;
+    TT_ASSERT(two_replicas("stale", &a, &b, da, db, fa));
     snprintf(fb, sizeof fb, "%s/x.md", db);
-    save_by_rename(fa, "one\ntwo\n");
     kith_ws_result r;
-    TT_OK(kith_ws_scan(a, NULL, NULL, &r));
-    uint8_t *exp = NULL;
-    size_t elen = 0;
-    TT_OK(kith_ws_export(a, &exp, &elen));
-    TT_OK(kith_ws_join(db, "Bob", exp, elen, &b));
-    kith_free(exp);
 
     /* b's editor holds "one\ntwo\n"; alice's line arrives and is written */
     save_by_rename(fa, "one\ntwo\nthree\n");
@@ -364,21 +352,11 @@ TT_TEST(save_from_a_buffer_older_than_the_merge_is_kept)
  * replaced file, and the next scan merges it instead of losing it. */
 TT_TEST(append_into_a_replaced_file_is_kept)
 {
-    kith_ws *a = NULL, *b = NULL;
     char da[300], db[300], fa[400], fb[400];
-    snprintf(da, sizeof da, "%s/orphan-a", root);
-    snprintf(db, sizeof db, "%s/orphan-b", root);
-    TT_OK(kith_ws_init(da, "Alice", &a));
-    snprintf(fa, sizeof fa, "%s/x.md", da);
+    kith_ws *a = NULL, *b = NULL;
+    TT_ASSERT(two_replicas("orphan", &a, &b, da, db, fa));
     snprintf(fb, sizeof fb, "%s/x.md", db);
-    save_by_rename(fa, "one\ntwo\n");
     kith_ws_result r;
-    TT_OK(kith_ws_scan(a, NULL, NULL, &r));
-    uint8_t *exp = NULL;
-    size_t elen = 0;
-    TT_OK(kith_ws_export(a, &exp, &elen));
-    TT_OK(kith_ws_join(db, "Bob", exp, elen, &b));
-    kith_free(exp);
     int fd = open(fb, O_WRONLY | O_APPEND);
     TT_ASSERT(fd >= 0);
     save_by_rename(fa, "zero\none\ntwo\n");
@@ -421,6 +399,7 @@ static void setup(void)
 }
 
 TT_MAIN(TT_CASE(busy_lock_times_out_clearly), TT_CASE(not_a_workspace), TT_CASE(keys_and_init_as),
-        TT_CASE(save_during_merge_write_is_kept), TT_CASE(save_after_crash_before_merge_write_is_kept),
+        TT_CASE(save_during_merge_write_is_kept),
+        TT_CASE(save_after_crash_before_merge_write_is_kept),
         TT_CASE(save_from_a_buffer_older_than_the_merge_is_kept),
         TT_CASE(append_into_a_replaced_file_is_kept))
