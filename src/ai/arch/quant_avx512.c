@@ -16,6 +16,15 @@
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,ssse3")))
 
 static float f16_lut[65536];
+/* How far ahead of the rows it reads a tile kernel prefetches: 8 KB (about
+ * 14 rows of a 1024-wide Q4_0 matrix). One token's matmul is a stream through
+ * the weights at memory speed; the hardware prefetcher alone, or a prefetch
+ * of the next 4 rows (2-4 KB), kept too few lines in flight: one-token
+ * generation at 8 KB was 5-30% faster than at 4 rows (Q4_0, Q8_0, Q4_K_M, one
+ * and two threads, interleaved runs on this 2-vCPU Xeon); 16-32 KB were no
+ * better and sometimes worse. */
+#define PF_AHEAD 8192
+
 
 TGT static inline float hsum8(__m256 v)
 {
@@ -230,8 +239,8 @@ tile_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, fl
         TILE_UNROLL
         for (int r = 0; r < 4; r++) {
             const uint8_t *b0 = w + (size_t)r * ws + 2 * p * bs, *b1 = b0 + bs;
-            /* the next 4 rows, which this thread most likely reads next */
-            _mm_prefetch((const char *)b0 + 4 * ws, _MM_HINT_T0);
+            /* the rows this thread most likely reads next (PF_AHEAD) */
+            _mm_prefetch((const char *)b0 + PF_AHEAD, _MM_HINT_T0);
             uint16_t h0, h1;
             memcpy(&h0, b0, 2);
             memcpy(&h1, b1, 2);
@@ -407,9 +416,9 @@ tile_q4_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t a
         TILE_UNROLL
         for (int r = 0; r < 4; r++) {
             const blk_q4_K *x = (const blk_q4_K *)(w + (size_t)r * ws) + b;
-            _mm_prefetch((const char *)x + 4 * ws, _MM_HINT_T0);
-            _mm_prefetch((const char *)x + 4 * ws + 64, _MM_HINT_T0);
-            _mm_prefetch((const char *)x + 4 * ws + 128, _MM_HINT_T0);
+            _mm_prefetch((const char *)x + PF_AHEAD, _MM_HINT_T0);
+            _mm_prefetch((const char *)x + PF_AHEAD + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)x + PF_AHEAD + 128, _MM_HINT_T0);
             uint8_t sm[16];
             q4_K_scales(x->scales, sm);
             __m128i v = _mm_loadu_si128((const __m128i *)sm);
@@ -497,10 +506,10 @@ tile_q6_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t a
         TILE_UNROLL
         for (int r = 0; r < 4; r++) {
             const blk_q6_K *x = (const blk_q6_K *)(w + (size_t)r * ws) + b;
-            _mm_prefetch((const char *)x + 4 * ws, _MM_HINT_T0);
-            _mm_prefetch((const char *)x + 4 * ws + 64, _MM_HINT_T0);
-            _mm_prefetch((const char *)x + 4 * ws + 128, _MM_HINT_T0);
-            _mm_prefetch((const char *)x + 4 * ws + 192, _MM_HINT_T0);
+            _mm_prefetch((const char *)x + PF_AHEAD, _MM_HINT_T0);
+            _mm_prefetch((const char *)x + PF_AHEAD + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)x + PF_AHEAD + 128, _MM_HINT_T0);
+            _mm_prefetch((const char *)x + PF_AHEAD + 192, _MM_HINT_T0);
             sc16[r] = _mm512_castsi256_si512(
                 _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales)));
             dws[r] = f16_lut[x->d];
