@@ -768,10 +768,7 @@ static int import_changes(kith_ws *ws, xport *x)
                         "INSERT OR IGNORE INTO changes(author, seq, hid, time_ms, "
                         "lamport, via) VALUES(?, ?, ?, ?, ?, ?)");
     if (!rc)
-        rc = ws_prepare(ws, &ed,
-                        "INSERT OR IGNORE INTO edits(change, doc, what, kind, path, "
-                        "old_path, ins, del, opseq, opcount, version, blob) "
-                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        rc = ws_prepare_edit_insert(ws, &ed, false);
     for (size_t i = 0; !rc && i < x->nchanges; i++) {
         x_change *c = &x->changes[i];
         char hash[KITH_WS_ID_HEX + 1];

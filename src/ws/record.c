@@ -174,10 +174,7 @@ static int insert_edit(ws_change *c, ws_doc *d, const edit_row *e)
 {
     kith_ws *ws = c->ws;
     sqlite3_stmt *st = NULL;
-    int rc = ws_prepare(ws, &st,
-                        "INSERT OR REPLACE INTO edits(change, doc, what, kind, path, old_path, "
-                        "ins, del, opseq, opcount, version, blob) "
-                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    int rc = ws_prepare_edit_insert(ws, &st, true);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, c->id);
@@ -339,8 +336,8 @@ static int edit_at_patches(kith_doc *doc, kith_agent agent, const kith_id *base,
     for (size_t i = 0; i < n; i++) {
         if (!p[i].del && !p[i].ins_len)
             continue;
-        int rc = kith_doc_edit_at(doc, agent, chained ? &last : base, chained ? 1 : nbase,
-                                  p[i].pos, p[i].del, p[i].ins, p[i].ins_len, &last);
+        int rc = kith_doc_edit_at(doc, agent, chained ? &last : base, chained ? 1 : nbase, p[i].pos,
+                                  p[i].del, p[i].ins, p[i].ins_len, &last);
         if (rc)
             return rc;
         chained = true;

@@ -12,14 +12,22 @@
 
 #include "ws/ws_int.h"
 
-static const char *const schema_v1 =
+/* Schema 2 (docs/FORMAT.md): tables that schema 1 also had, then what the
+ * two differ in, which is also what migrate_1_2 builds from a schema-1
+ * store. A store's size is mostly one row per change and per file it
+ * touched, so schema 2 keeps those rows lean: no index on changes.hid (a
+ * change-id prefix is looked up by scanning the 8-byte column, which is
+ * fast next to a command's start-up), and an edit stores its path only
+ * where it differs from the document's previous edit. The view `edits`
+ * gives every row its path back, so readers query it as if the path were
+ * stored; the partial index edit_rows_named makes that lookup one probe. */
+static const char *const schema_common =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE authors(id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE,"
     "  name TEXT NOT NULL);"
     "CREATE TABLE changes(id INTEGER PRIMARY KEY, author INTEGER NOT NULL,"
     "  seq INTEGER NOT NULL, hid INTEGER NOT NULL, time_ms INTEGER NOT NULL,"
     "  lamport INTEGER NOT NULL, via TEXT, UNIQUE(author, seq));"
-    "CREATE INDEX changes_hid ON changes(hid);"
     "CREATE TABLE docs(id INTEGER PRIMARY KEY, uuid BLOB NOT NULL UNIQUE,"
     "  kind INTEGER NOT NULL, path TEXT NOT NULL, deleted INTEGER NOT NULL,"
     "  lamport INTEGER NOT NULL, lamport_author INTEGER NOT NULL, path_lamport INTEGER NOT NULL,"
@@ -28,15 +36,55 @@ static const char *const schema_v1 =
     "  dev INTEGER NOT NULL);"
     "CREATE TABLE deltas(id INTEGER PRIMARY KEY, doc INTEGER NOT NULL, data BLOB NOT NULL);"
     "CREATE INDEX deltas_doc ON deltas(doc);"
-    "CREATE TABLE edits(change INTEGER NOT NULL, doc INTEGER NOT NULL, what INTEGER NOT NULL,"
-    "  kind INTEGER NOT NULL, path TEXT NOT NULL, old_path TEXT, ins INTEGER NOT NULL,"
-    "  del INTEGER NOT NULL, opseq INTEGER NOT NULL, opcount INTEGER NOT NULL,"
-    "  version TEXT, blob BLOB, PRIMARY KEY(doc, change)) WITHOUT ROWID;"
-    "CREATE INDEX edits_change ON edits(change);"
     "CREATE TABLE blobs(hash BLOB PRIMARY KEY, size INTEGER NOT NULL, data BLOB NOT NULL)"
     "  WITHOUT ROWID;"
     "CREATE TABLE writes(id INTEGER PRIMARY KEY, tmp TEXT, path TEXT NOT NULL, doc INTEGER,"
     "  base TEXT, osize INTEGER, omtime INTEGER, oino INTEGER);";
+
+static const char *const schema_v2_edits =
+    "CREATE TABLE edit_rows(change INTEGER NOT NULL, doc INTEGER NOT NULL,"
+    "  what INTEGER NOT NULL, kind INTEGER NOT NULL, path TEXT, old_path TEXT,"
+    "  ins INTEGER NOT NULL, del INTEGER NOT NULL, opseq INTEGER NOT NULL,"
+    "  opcount INTEGER NOT NULL, version TEXT, blob BLOB, PRIMARY KEY(doc, change))"
+    "  WITHOUT ROWID;"
+    "CREATE INDEX edit_rows_change ON edit_rows(change);"
+    "CREATE INDEX edit_rows_named ON edit_rows(doc, change, path) WHERE path IS NOT NULL;"
+    "CREATE VIEW edits AS SELECT e.change AS change, e.doc AS doc, e.what AS what,"
+    "  e.kind AS kind, COALESCE(e.path, (SELECT n.path FROM edit_rows n INDEXED BY edit_rows_named "
+    "WHERE n.doc=e.doc"
+    "  AND n.change<e.change AND n.path IS NOT NULL ORDER BY n.change DESC LIMIT 1)) AS path,"
+    "  e.old_path AS old_path, e.ins AS ins, e.del AS del, e.opseq AS opseq,"
+    "  e.opcount AS opcount, e.version AS version, e.blob AS blob FROM edit_rows e;";
+
+/* Schema 1 to 2: the edits of schema 1 move into edit_rows, each path kept
+ * only where it differs from the same document's edit before it (in change
+ * order, the order in which the view looks back). */
+static const char *const migrate_1_2 =
+    "DROP INDEX changes_hid;"
+    "ALTER TABLE edits RENAME TO edits_v1;"
+    "%s"
+    "INSERT INTO edit_rows SELECT change, doc, what, kind,"
+    "  CASE WHEN path IS lag(path) OVER w THEN NULL ELSE path END, old_path, ins, del,"
+    "  opseq, opcount, version, blob FROM edits_v1 WINDOW w AS (PARTITION BY doc ORDER BY change);"
+    "DROP TABLE edits_v1;";
+
+int ws_prepare_edit_insert(kith_ws *ws, sqlite3_stmt **st, bool replace)
+{
+    /* ?5 is stored as NULL when it is the path the view would give back */
+    return ws_prepare(ws, st,
+                      replace ? "INSERT OR REPLACE INTO edit_rows(change, doc, what, kind, path, "
+                                "old_path, ins, del, opseq, opcount, version, blob) "
+                                "VALUES(?1, ?2, ?3, ?4, NULLIF(?5, (SELECT n.path FROM edit_rows n "
+                                "INDEXED BY edit_rows_named "
+                                "WHERE n.doc=?2 AND n.change<?1 AND n.path IS NOT NULL ORDER BY "
+                                "n.change DESC LIMIT 1)), ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                              : "INSERT OR IGNORE INTO edit_rows(change, doc, what, kind, path, "
+                                "old_path, ins, del, opseq, opcount, version, blob) "
+                                "VALUES(?1, ?2, ?3, ?4, NULLIF(?5, (SELECT n.path FROM edit_rows n "
+                                "INDEXED BY edit_rows_named "
+                                "WHERE n.doc=?2 AND n.change<?1 AND n.path IS NOT NULL ORDER BY "
+                                "n.change DESC LIMIT 1)), ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+}
 
 int ws_error(kith_ws *ws, int rc, const char *fmt, ...)
 {
@@ -161,26 +209,6 @@ static int open_db(kith_ws *ws, const char *path, int flags)
     return configure(ws);
 }
 
-int ws_store_create(kith_ws *ws, const char *path)
-{
-    int rc = open_db(ws, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-    if (rc)
-        return rc;
-    if ((rc = ws_begin(ws)))
-        return rc;
-    rc = exec(ws, schema_v1, "creating the store");
-    if (!rc) {
-        char sql[64];
-        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", KITH_WS_SCHEMA);
-        rc = exec(ws, sql, "creating the store");
-    }
-    if (!rc)
-        rc = ws_commit_tx(ws);
-    if (rc)
-        ws_rollback(ws);
-    return rc;
-}
-
 static int user_version(kith_ws *ws, int *out)
 {
     sqlite3_stmt *st = NULL;
@@ -196,16 +224,67 @@ static int user_version(kith_ws *ws, int *out)
     return rc;
 }
 
+static int set_user_version(kith_ws *ws, int v, const char *what)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v);
+    return exec(ws, sql, what);
+}
+
+int ws_store_create(kith_ws *ws, const char *path)
+{
+    int rc = open_db(ws, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    if (rc)
+        return rc;
+    if ((rc = ws_begin(ws)))
+        return rc;
+    rc = exec(ws, schema_common, "creating the store");
+    if (!rc)
+        rc = exec(ws, schema_v2_edits, "creating the store");
+    if (!rc)
+        rc = set_user_version(ws, KITH_WS_SCHEMA, "creating the store");
+    if (!rc)
+        rc = ws_commit_tx(ws);
+    if (rc)
+        ws_rollback(ws);
+    return rc;
+}
+
 /* Upgrades a store written by an older kith, one version at a time, in one
- * transaction. There is no older schema yet: version 1 is the first. */
+ * transaction: a crash or a full disk midway leaves the old store as it was.
+ * The version is read again under the write lock, since another kith
+ * process may have migrated the store while this one waited for it. */
 static int migrate(kith_ws *ws, int from)
 {
+    static const char what[] = "upgrading the store";
     if (from == 0)
         return ws_error(ws, KITH_ECORRUPT,
                         "the store %s/store.db holds no kith schema (empty or damaged)",
                         ws->kithdir ? ws->kithdir : ".kith");
-    return ws_error(ws, KITH_EVERSION, "store schema %d is not one this kith knows how to migrate",
-                    from);
+    int rc = ws_begin(ws), v = 0;
+    if (!rc)
+        rc = user_version(ws, &v);
+    if (!rc && v == 1) {
+        size_t n = strlen(migrate_1_2) + strlen(schema_v2_edits);
+        char *sql = malloc(n);
+        if (!sql)
+            rc = ws_error(ws, KITH_ENOMEM, "%s: out of memory", what);
+        else {
+            snprintf(sql, n, migrate_1_2, schema_v2_edits);
+            rc = exec(ws, sql, what);
+            free(sql);
+        }
+        if (!rc)
+            rc = set_user_version(ws, v = 2, what);
+    }
+    if (!rc && v != KITH_WS_SCHEMA)
+        rc = ws_error(ws, KITH_EVERSION,
+                      "store schema %d is not one this kith knows how to migrate", v);
+    if (!rc)
+        rc = ws_commit_tx(ws);
+    if (rc)
+        ws_rollback(ws);
+    return rc;
 }
 
 int ws_store_open(kith_ws *ws, const char *path)

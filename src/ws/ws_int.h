@@ -108,6 +108,11 @@ int ws_begin(kith_ws *ws);
 int ws_commit_tx(kith_ws *ws);
 void ws_rollback(kith_ws *ws);
 int ws_prepare(kith_ws *ws, sqlite3_stmt **st, const char *sql);
+/* Prepares the insert of one edit row, parameters 1-12 in the order of the
+ * `edits` view's columns (change, doc, what, kind, path, old_path, ins, del,
+ * opseq, opcount, version, blob); @replace: OR REPLACE, else OR IGNORE. The
+ * path is stored only where it differs from the document's previous edit. */
+int ws_prepare_edit_insert(kith_ws *ws, sqlite3_stmt **st, bool replace);
 int ws_meta_get(kith_ws *ws, const char *key, char *out, size_t cap);
 int ws_meta_set(kith_ws *ws, const char *key, const char *value);
 int ws_author_id(kith_ws *ws, const uint8_t key[32], const char *name, int64_t *out);
