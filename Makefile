@@ -7,7 +7,7 @@ TRACES  := $(wildcard tests/data/traces/*.json.gz)
 CMAKE   := cmake -G Ninja -S .
 JOBS    ?= 2
 
-.PHONY: all deps run stop test test-arm64 asan fuzz fuzz-smoke bench bench-crdt install lint format clean
+.PHONY: all deps run stop test test-arm64 asan fuzz fuzz-smoke bench bench-crdt bench-ai install lint format clean
 
 all: deps
 	@$(CMAKE) -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
@@ -58,6 +58,17 @@ bench: all
 
 bench-crdt: all
 	bench/peers/run.sh $(TRACES)
+
+# Issue 5's side by side on random-weight 220M models (made once, ~1 GB in
+# $(BUILD)/bench-models); LLAMA_BENCH=/path/to/llama-bench adds llama.cpp.
+AI_MODELS := $(BUILD)/bench-models
+bench-ai: all
+	@mkdir -p $(AI_MODELS)
+	@for t in Q8_0 Q4_0 F16; do [ -f $(AI_MODELS)/$$t.gguf ] || \
+	  $(BUILD)/bench_make_random_gguf $(AI_MODELS)/$$t.gguf --type $$t || exit 1; done
+	@[ -f $(AI_MODELS)/Q4_K_M.gguf ] || \
+	  $(BUILD)/kith ai quantize $(AI_MODELS)/F16.gguf $(AI_MODELS)/Q4_K_M.gguf Q4_K_M
+	bench/ai_vs_llama.sh $(BUILD) $(AI_MODELS)/Q8_0.gguf $(AI_MODELS)/Q4_0.gguf $(AI_MODELS)/Q4_K_M.gguf
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
