@@ -79,7 +79,7 @@ static void *read_part(void *arg)
 /* One pass over the buffer split between @nth threads; seconds. */
 static double pass(const uint64_t *buf, size_t words, int nth, uint64_t *sink)
 {
-    struct part parts[2];
+    struct part parts[2] = {{NULL, 0, 0}, {NULL, 0, 0}};
     pthread_t th[2];
     size_t per = words / (size_t)nth / 32 * 32;
     double t0 = now_s();
