@@ -58,6 +58,12 @@ enum { MM_DOT, MM_TILE, MM_PANEL };
  * the last multiple of 4 use the plain dot. */
 #define TILE_COLS 64
 
+/* Weight rows per gemm16 call for @type. */
+static int panel_rows(const struct quant_kernels *K, uint32_t type)
+{
+    return K->gemm_rows[type] ? K->gemm_rows[type] : 4;
+}
+
 static void mm_rows(const struct mm_task *t, const struct mm_part *p, int r0, int r1)
 {
     const struct ai_weight *w = p->w;
@@ -66,12 +72,14 @@ static void mm_rows(const struct mm_task *t, const struct mm_part *p, int r0, in
     size_t k = (size_t)w->k, rb = w->row_bytes, m = (size_t)w->m;
     float *y = p->y;
     if (t->mode == MM_PANEL) {
-        for (int r = r0; r < r1; r += 4) {
+        /* a 16-row (AMX) kernel takes all the panels in one call */
+        int step = panel_rows(K, ty), cols = step == 16 ? t->n : 16;
+        for (int r = r0; r < r1; r += step) {
             const uint8_t *wr = w->data + (size_t)r * rb;
-            int nr = r1 - r < 4 ? r1 - r : 4;
-            for (int c = 0; c < t->n; c += 16)
+            int nr = r1 - r < step ? r1 - r : step;
+            for (int c = 0; c < t->n; c += cols)
                 K->gemm16[ty](k, wr, rb, nr, t->pa + (size_t)(c / 16) * t->pa_stride,
-                              t->n - c < 16 ? t->n - c : 16, y + (size_t)c * m + r, m);
+                              t->n - c < cols ? t->n - c : cols, y + (size_t)c * m + r, m);
         }
         return;
     }
@@ -233,12 +241,18 @@ static void matmul_multi(kith_ctx *c, const struct ai_weight *const *ws, float *
         t.pa = c->tact;
         t.pa_stride = at.tstride;
     }
+    /* chunks of whole kernel calls (16 rows for AMX panels); with glu the
+     * gate's chunks are the up's too, so the largest of the parts' */
+    int align = 4;
+    for (int i = 0; t.mode == MM_PANEL && i < np; i++)
+        if (panel_rows(K, ws[i]->type) > align)
+            align = panel_rows(K, ws[i]->type);
     size_t work = 0;
     for (int i = 0; i < np; i++) {
         struct mm_part *p = &t.p[i];
         p->w = ws[i];
         p->y = ys[i];
-        p->chunk = mm_chunk(ws[i]->m, nth, 4);
+        p->chunk = mm_chunk(ws[i]->m, nth, align);
         p->n_chunks = (ws[i]->m + p->chunk - 1) / p->chunk;
         work += (size_t)ws[i]->m * (size_t)ws[i]->k * (size_t)n;
     }

@@ -1,9 +1,10 @@
 /*
  * quant.c: picks the kernel level once per process by CPU feature (ggml's
- * arch-fallback idea): on x86-64 AVX-512 (with VNNI) > AVX2+FMA+F16C >
- * scalar, on AArch64 NEON with SDOT (dotprod) > NEON > scalar. Every
- * entry a level leaves NULL falls back to the scalar oracle, so a new format
- * only needs quant_ref.c to work everywhere.
+ * arch-fallback idea): on x86-64 AMX-INT8 (the avx512 level with tile
+ * panel kernels) > AVX-512 (with VNNI) > AVX2+FMA+F16C > scalar, on AArch64
+ * NEON with SDOT (dotprod) > NEON > scalar. Every entry a level leaves NULL
+ * falls back to the scalar oracle, so a new format only needs quant_ref.c
+ * to work everywhere.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -18,8 +19,8 @@
 #endif
 #endif
 
-static struct quant_kernels k_ref, k_avx2, k_avx512, k_neon, k_neon_dp;
-static int have_avx2, have_avx512, have_neon, have_neon_dp;
+static struct quant_kernels k_ref, k_avx2, k_avx512, k_amx, k_neon, k_neon_dp;
+static int have_avx2, have_avx512, have_amx, have_neon, have_neon_dp;
 static const struct quant_kernels *k_best;
 static pthread_once_t k_once = PTHREAD_ONCE_INIT;
 
@@ -44,6 +45,8 @@ static const struct quant_kernels *level(const char *name)
         return have_avx2 ? &k_avx2 : NULL;
     if (!strcmp(name, "avx512"))
         return have_avx512 ? &k_avx512 : NULL;
+    if (!strcmp(name, "amx"))
+        return have_amx ? &k_amx : NULL;
     if (!strcmp(name, "neon"))
         return have_neon ? &k_neon : NULL;
     if (!strcmp(name, "neon-dotprod"))
@@ -67,6 +70,9 @@ static void kernels_init(void)
     if (have_avx512) {
         quant_kernels_init_avx512(&k_avx512);
         fill_from(&k_avx512, &k_avx2);
+        have_amx = quant_kernels_init_amx(&k_amx) == 0;
+        if (have_amx)
+            fill_from(&k_amx, &k_avx2);
     }
 #elif defined(__aarch64__)
     have_neon = 1; /* part of the AArch64 base */
@@ -82,7 +88,8 @@ static void kernels_init(void)
         fill_from(&k_neon_dp, &k_neon);
     }
 #endif
-    k_best = have_avx512    ? &k_avx512
+    k_best = have_amx       ? &k_amx
+             : have_avx512  ? &k_avx512
              : have_avx2    ? &k_avx2
              : have_neon_dp ? &k_neon_dp
              : have_neon    ? &k_neon

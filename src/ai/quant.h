@@ -205,8 +205,9 @@ typedef void (*quant_att_fn)(size_t hd, const uint16_t *q16, const uint16_t *k,
 /* Panel kernels (matrix x matrix, prompt processing): up to 16 activation
  * rows (a + t*a_stride, t < @nt, in the dot type) are laid out once per
  * matmul by panel_prep into a panel of QUANT_PANEL_BYTES(n) bytes in which
- * each SIMD lane is one token; gemm16 then dots @nr (1..4) weight rows
- * (w + r*w_stride) with the panel's @nt tokens: y[t*y_stride + r]. Each
+ * each SIMD lane is one token; gemm16 then dots @nr (1..gemm_rows[type], 4
+ * where that is 0) weight rows (w + r*w_stride) with the panel's @nt
+ * tokens: y[t*y_stride + r]. Each
  * weight byte is read once per 16 tokens. @n: a multiple of the weight
  * type's block (32 or 256). Types with the same panel_prep (Q4_K and Q6_K)
  * share a panel, so their matrices can be one job. */
@@ -216,7 +217,7 @@ typedef void (*quant_gemm_fn)(size_t n, const void *w, size_t w_stride, int nr, 
                               int nt, float *y, size_t y_stride);
 
 struct quant_kernels {
-    const char *name; /* "scalar", "avx2", "avx512", "neon", "neon-dotprod" */
+    const char *name; /* "scalar", "avx2", "avx512", "amx", "neon", "neon-dotprod" */
     quant_dot_fn dot[GGML_TYPE_COUNT];       /* by weight type; NULL = unsupported */
     quant_dot_multi_fn dot4[GGML_TYPE_COUNT]; /* up to 4 rows; NULL = use dot[] */
     quant_quantize_fn act[GGML_TYPE_COUNT];  /* activation rounding, by dot type */
@@ -226,10 +227,15 @@ struct quant_kernels {
     quant_att_fn att_small;                  /* NULL: attention per position */
     quant_panel_prep_fn panel_prep[GGML_TYPE_COUNT]; /* by weight type; NULL = no panels */
     quant_gemm_fn gemm16[GGML_TYPE_COUNT];
+    /* Weight rows per gemm16 call, 0 = 4. AMX kernels take 16 (a tile's
+     * height; fewer go through the VNNI kernel) and, so that a weight block
+     * is unpacked once for all of them, any @nt: panel p (tokens 16p..) at
+     * panel + p * QUANT_PANEL_BYTES(n). */
+    uint8_t gemm_rows[GGML_TYPE_COUNT];
 };
 
 /* The best kernels for this CPU, chosen on the first call (thread-safe).
- * KITH_AI_KERNELS=scalar|avx2|avx512|neon|neon-dotprod in the environment
+ * KITH_AI_KERNELS=scalar|avx2|avx512|amx|neon|neon-dotprod in the environment
  * forces a lower level (for tests and benchmarks). Static storage. */
 const struct quant_kernels *quant_kernels(void);
 /* Makes @name the level quant_kernels() returns from now on (tests and
@@ -243,6 +249,9 @@ const struct quant_kernels *quant_kernels_named(const char *name);
 void quant_kernels_init_ref(struct quant_kernels *k);
 void quant_kernels_init_avx2(struct quant_kernels *k);
 void quant_kernels_init_avx512(struct quant_kernels *k);
+/* The avx512 level with the AMX-INT8 panel kernels (Q4_0, Q8_0); 0, or
+ * KITH_EUNSUPPORTED (and @k untouched) if this CPU or OS cannot run them. */
+int quant_kernels_init_amx(struct quant_kernels *k);
 /* @dotprod: use the Armv8.2 int8 dot product instruction (SDOT). */
 void quant_kernels_init_neon(struct quant_kernels *k, int dotprod);
 

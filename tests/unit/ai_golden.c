@@ -118,7 +118,7 @@ static void check_model(const char *suffix, const char *kernels, int threads)
 
 static void all_levels(const char *suffix)
 {
-    const char *levels[] = {"scalar", "avx2", "avx512", "neon", "neon-dotprod"};
+    const char *levels[] = {"scalar", "avx2", "avx512", "amx", "neon", "neon-dotprod"};
     for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
         if (!quant_kernels_named(levels[i]))
             continue;

@@ -142,7 +142,7 @@ TT_TEST(simd_matches_scalar)
 {
     static float x[N], a[N];
     static uint8_t w[N * 4], qa_ref[N * 4], qa[N * 4];
-    const char *levels[] = {"avx2", "avx512", "neon", "neon-dotprod"};
+    const char *levels[] = {"avx2", "avx512", "amx", "neon", "neon-dotprod"};
     const struct quant_kernels *ref = quant_kernels_named("scalar");
     int tested = 0;
     for (size_t lv = 0; lv < sizeof levels / sizeof levels[0]; lv++) {
@@ -192,7 +192,7 @@ TT_TEST(tiles_match_scalar)
     enum { R = 4, C = 4 };
     static float x[N], a[N];
     static uint8_t w[R][N * 4], qa[C][N * 4], ta[C][QUANT_TILE_BYTES(N)];
-    const char *levels[] = {"avx2", "avx512", "neon", "neon-dotprod"};
+    const char *levels[] = {"avx2", "avx512", "amx", "neon", "neon-dotprod"};
     const struct quant_kernels *ref = quant_kernels_named("scalar");
     int tested = 0;
     for (size_t lv = 0; lv < sizeof levels / sizeof levels[0]; lv++) {
@@ -252,7 +252,7 @@ TT_TEST(panels_match_scalar)
     enum { R = 4, C = 16 };
     static float x[N], a[N];
     static uint8_t w[R][N * 4], qa[C][N * 4], pa[QUANT_PANEL_BYTES(N)];
-    const char *levels[] = {"avx2", "avx512", "neon", "neon-dotprod"};
+    const char *levels[] = {"avx2", "avx512", "amx", "neon", "neon-dotprod"};
     const struct quant_kernels *ref = quant_kernels_named("scalar");
     int tested = 0;
     for (size_t lv = 0; lv < sizeof levels / sizeof levels[0]; lv++) {
@@ -315,7 +315,7 @@ TT_TEST(k_panels_match_tiles_bits)
     enum { R = 4, C = 16 };
     static float x[N], a[N];
     static uint8_t wrows[R * N], qa[C][N * 4], pa[QUANT_PANEL_BYTES(N)];
-    const char *levels[] = {"avx2", "avx512", "neon", "neon-dotprod"};
+    const char *levels[] = {"avx2", "avx512", "amx", "neon", "neon-dotprod"};
     const uint32_t types[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
     const struct quant_kernels *ref = quant_kernels_named("scalar");
     int tested = 0;
@@ -408,7 +408,7 @@ TT_TEST(f32_odd_lengths)
 {
     enum { R = 4, C = 4 };
     static float w[R][200], a[C][200];
-    const char *levels[] = {"avx2", "avx512", "neon", "neon-dotprod"};
+    const char *levels[] = {"avx2", "avx512", "amx", "neon", "neon-dotprod"};
     const struct quant_kernels *ref = quant_kernels_named("scalar");
     const size_t lens[] = {1, 15, 16, 17, 63, 64, 100, 172, 200};
     for (size_t lv = 0; lv < sizeof levels / sizeof levels[0]; lv++) {
@@ -457,7 +457,7 @@ TT_TEST(att_small_matches_loop)
     enum { MAXP = 130, STRIDE = 72 };
     static uint16_t kc[MAXP * STRIDE], vc[MAXP * STRIDE], q16[32];
     static float sc[MAXP], out[32], want[32];
-    const char *levels[] = {"avx2", "avx512", "neon", "neon-dotprod"};
+    const char *levels[] = {"avx2", "avx512", "amx", "neon", "neon-dotprod"};
     int tested = 0;
     for (size_t lv = 0; lv < sizeof levels / sizeof levels[0]; lv++) {
         const struct quant_kernels *k = quant_kernels_named(levels[lv]);
@@ -499,7 +499,68 @@ TT_TEST(att_small_matches_loop)
     printf("     (%d levels with a small-head attention kernel)\n", tested);
 }
 
+/* AMX panel kernels (16 weight rows a call through the tile unit) against
+ * the avx512 ones they stand in for, 4 rows at a time: the same integer
+ * block sums and float chain, so the same bits. Quantizer weights and, in
+ * one round, random quant bytes (-128 and the Q4_0 extremes included);
+ * fewer than 16 rows take the VNNI kernel inside the AMX one. */
+TT_TEST(amx_panels_match_avx512_bits)
+{
+    enum { R = 16, C = 32 };
+    static float x[N], a[N];
+    static uint8_t qa[C][N * 4], pa[2][QUANT_PANEL_BYTES(N)];
+    const struct quant_kernels *k = quant_kernels_named("amx"),
+                               *v = quant_kernels_named("avx512");
+    const uint32_t types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q8_0};
+    if (!k) {
+        printf("     (no AMX on this CPU)\n");
+        return;
+    }
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        uint32_t type = types[t], dt = quant_dot_type(type);
+        TT_ASSERT(k->gemm16[type] && k->gemm_rows[type] == R);
+        size_t wb = quant_row_bytes(type, N), bs = type == GGML_TYPE_Q4_0 ? 18 : 34;
+        uint8_t *w = malloc(wb * R);
+        TT_ASSERT(w != NULL);
+        for (int rep = 0; rep < 4; rep++) {
+            for (int r = 0; r < R; r++) {
+                fill(x, N, r % 5 ? 1.0f : 40.0f);
+                quant_quantize_row(type, x, w + (size_t)r * wb, N);
+                for (size_t b = 0; rep == 3 && b < N / 32; b++)
+                    for (size_t i = 2; i < bs; i++)
+                        w[(size_t)r * wb + b * bs + i] = (uint8_t)(frand() * 256);
+            }
+            for (int c = 0; c < C; c++) {
+                fill(a, N, (rep + c) % 3 ? 0.01f : 3.0f);
+                v->act[dt](a, qa[c], N);
+            }
+            /* all the tokens in one call: 2 panels, or a part of one */
+            int nts[] = {32, 1, 7, 29}, nrs[] = {16, 16, 5, 16};
+            int nt = nts[rep], nr = nrs[rep];
+            float y[C][R], want[C][R];
+            memset(y, 0, sizeof y);
+            memset(want, 0, sizeof want);
+            for (int c = 0; c < nt; c += 16)
+                k->panel_prep[type](qa[c], sizeof qa[0], nt - c < 16 ? nt - c : 16, pa[c / 16], N);
+            k->gemm16[type](N, w, wb, nr, pa, nt, &y[0][0], R);
+            for (int c = 0; c < nt; c += 16) {
+                int nc = nt - c < 16 ? nt - c : 16;
+                v->panel_prep[type](qa[c], sizeof qa[0], nc, pa[c / 16], N);
+                for (int r = 0; r < nr; r += 4)
+                    v->gemm16[type](N, w + (size_t)r * wb, wb, nr - r < 4 ? nr - r : 4, pa[c / 16],
+                                    nc, &want[c][r], R);
+            }
+            for (int c = 0; c < C; c++)
+                for (int r = 0; r < R; r++)
+                    if (memcmp(&y[c][r], &want[c][r], sizeof(float)))
+                        TT_FAIL_("amx %s nr=%d nt=%d (%d,%d): %.9g vs avx512 %.9g",
+                                 gguf_ggml_type_name(type), nr, nt, r, c, y[c][r], want[c][r]);
+        }
+        free(w);
+    }
+}
+
 TT_MAIN(TT_CASE(f16_conversion), TT_CASE(round_trips), TT_CASE(dot_matches_dequantized),
         TT_CASE(simd_matches_scalar), TT_CASE(tiles_match_scalar), TT_CASE(panels_match_scalar),
         TT_CASE(k_panels_match_tiles_bits), TT_CASE(f32_odd_lengths),
-        TT_CASE(att_small_matches_loop))
+        TT_CASE(att_small_matches_loop), TT_CASE(amx_panels_match_avx512_bits))

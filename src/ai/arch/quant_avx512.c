@@ -10,8 +10,13 @@
 #include "ai/quant.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #include <math.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,ssse3")))
 
@@ -865,6 +870,253 @@ gemm_q8_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt, f
 GEMM_FN(gemm_q8_0, gemm_q8_body, 0)
 GEMM_FN(gemm_q4_0, gemm_q8_body, 1)
 
+/* ---- AMX: the same panels through the tile unit ----
+ *
+ * On CPUs with AMX-INT8 (Sapphire Rapids on) one tdpbssd/tdpbusd does a
+ * 16x16 block of int8 dot products over a 32-element block in one
+ * instruction, where vpdpbusd needs 8 per weight row. The panel block is
+ * already the B operand's layout (row g: 16 tokens x elements 4g..4g+3), so
+ * the panels stay as they are: C[row][token] = the integer block sum of the
+ * VNNI kernel above, then the same float chain, so the bits are those of
+ * gemm_q8_0/gemm_q4_0 (the panel's bias row is not needed: both operands
+ * are signed, tdpbssd). Q8_0 weights are the A operand straight from the
+ * mapping (16 rows of 32 quants, row_bytes apart); Q4_0 nibbles are unpacked
+ * to q - 8 into a buffer first, a group of blocks at a time and once for
+ * all the tokens. A call takes 16 rows and all the panels. The tile
+ * instructions are written as asm: gcc 12's intrinsics tell the compiler
+ * neither that tileloadd reads memory nor that ldtilecfg reads all 64
+ * bytes, so the stores feeding them could be moved or dropped. */
+
+#define TGT_AMX                                                                                   \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,amx-tile,amx-int8")))
+
+struct amx_cfg {
+    uint8_t palette, start_row, zero[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+};
+
+/* tmm0 and tmm3: C (16 weight rows x 16 int32 token sums), tmm1 and tmm4:
+ * A (16 rows x 32 weight quants), tmm2 and tmm5: B (one panel block: 8
+ * groups x 64 bytes). The configuration is thread state; it is loaded once
+ * per thread, since ldtilecfg (which also zeroes the tiles) on every call
+ * was measurably slower. This assumes that nothing else in the process
+ * configures the tiles of a thread that runs these kernels. */
+static _Thread_local int amx_configured;
+TGT_AMX static inline void amx_config(void)
+{
+    if (amx_configured)
+        return;
+    amx_configured = 1;
+    struct amx_cfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    c.colsb[0] = 64;
+    c.rows[0] = 16;
+    c.colsb[1] = 32;
+    c.rows[1] = 16;
+    c.colsb[2] = 64;
+    c.rows[2] = 8;
+    for (int i = 3; i < 6; i++) {
+        c.colsb[i] = c.colsb[i - 3];
+        c.rows[i] = c.rows[i - 3];
+    }
+    __asm__ volatile("ldtilecfg %0" ::"m"(c));
+}
+
+/* Tile loads and stores name the memory they touch (a 16x32 A buffer, a
+ * 16x16 C buffer) rather than clobber all of it, so that acc[] can stay in
+ * registers across them; the volatile asm keeps them in order. */
+#define AMX_LOAD(T, P, S)                                                                         \
+    __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #T ::"r"(P), "r"((long)(S)),                    \
+                     "m"(*(const uint8_t(*)[16][32])(P)))
+
+/* acc[m] (lane t: token t) -> y[t*ys + m] for t < nt: a 16x16 transpose in
+ * registers (64 shuffles), then one store per token. */
+TGT_AMX static inline __attribute__((always_inline)) void
+amx_store(const __m512 *acc, int nt, float *y, size_t ys)
+{
+    __m512 t[16], u[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(acc[2 * i], acc[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(acc[2 * i], acc[2 * i + 1]);
+    }
+    /* u[4i + j], 128-bit lane L: rows 4i..4i+3 at column 4L + j */
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]),
+                c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        __m512 p0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44),
+               p1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE),
+               q0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44),
+               q1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
+        __m512 o[4] = {_mm512_shuffle_f32x4(p0, q0, 0x88), _mm512_shuffle_f32x4(p0, q0, 0xDD),
+                       _mm512_shuffle_f32x4(p1, q1, 0x88), _mm512_shuffle_f32x4(p1, q1, 0xDD)};
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++)
+            if (4 * l + j < nt)
+                _mm512_storeu_ps(y + (size_t)(4 * l + j) * ys, o[l]);
+    }
+}
+
+/* One block's integer sums, C = A . B, stored to @C: A is 16 rows of 32
+ * quants @AS bytes apart, B the panel block @PA. Two sets of tiles (0-2,
+ * 3-5) alternate by block, so that a block's tile work need not wait for
+ * the previous block's C to be stored. */
+#define AMX_BLOCK(TC, TA, TB, A, AS, PA, C)                                                       \
+    do {                                                                                          \
+        __asm__ volatile("tilezero %%tmm" #TC ::);                                                \
+        AMX_LOAD(TA, A, AS);                                                                      \
+        AMX_LOAD(TB, PA, 64);                                                                     \
+        __asm__ volatile("tdpbssd %%tmm" #TB ", %%tmm" #TA ", %%tmm" #TC ::);                     \
+        __asm__ volatile("tilestored %%tmm" #TC ", (%1,%2,1)"                                     \
+                         : "=m"(*(int32_t(*)[16][16])(C))                                         \
+                         : "r"(C), "r"(64L));                                                     \
+    } while (0)
+
+/* acc[m] += float(c[m]) * (da * d of row m's block at x + m*ws): the float
+ * chain of gemm_q8_body. */
+TGT_AMX static inline __attribute__((always_inline)) void
+amx_float(__m512 *acc, const int32_t (*c)[16], const uint8_t *pa, const uint8_t *x, size_t ws)
+{
+    const __m512 da = _mm512_loadu_ps((const float *)(pa + 512));
+#pragma GCC unroll 16
+    for (int m = 0; m < 16; m++) {
+        uint16_t h;
+        memcpy(&h, x + (size_t)m * ws, 2);
+        acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c[m])),
+                                 _mm512_mul_ps(da, _mm512_set1_ps(f16_lut[h])), acc[m]);
+    }
+}
+
+/* Q4_0 blocks b0..b1 of 16 rows unpacked to a4[b - b0]: per row the low
+ * nibbles (elements 0..15) then the high ones, as signed q - 8. Done a group
+ * ahead of the tile loads that read them, which would otherwise wait for
+ * the stores just made. */
+#define AMX_GROUP 16  /* blocks unpacked at a time: 8 KB */
+#define AMX_PANELS 8  /* panels whose sums stay in acc_mem: 8 KB */
+TGT_AMX static inline __attribute__((always_inline)) void
+amx_unpack_q4(const uint8_t *w, size_t ws, size_t b0, size_t b1, uint8_t (*a4)[16][32])
+{
+    const __m256i shift = _mm256_set_epi64x(4, 4, 0, 0), c0f = _mm256_set1_epi8(0x0F),
+                  c8 = _mm256_set1_epi8(8);
+    for (size_t b = b0; b < b1; b++)
+        for (int m = 0; m < 16; m++) {
+            const uint8_t *q = w + (size_t)m * ws + b * sizeof(blk_q4_0) + 2;
+            __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q));
+            v = _mm256_and_si256(_mm256_srlv_epi64(v, shift), c0f);
+            _mm256_store_si256((__m256i *)a4[b - b0][m], _mm256_sub_epi8(v, c8));
+        }
+}
+
+/* Blocks b0..b1 of one panel @pa into acc (16 rows, lane t: token t); A is
+ * a4 (Q4_0, unpacked from block b0 on) or the weights. The float work of
+ * block b-1 comes after the tile work of block b, so that it does not wait
+ * for C to be stored. */
+TGT_AMX static inline __attribute__((always_inline)) void
+amx_blocks(__m512 *acc, const uint8_t *w, size_t ws, const uint8_t *pa, size_t b0, size_t b1,
+           uint8_t (*a4)[16][32], const int Q4)
+{
+    _Alignas(64) int32_t c[2][16][16];
+    const size_t bs = Q4 ? sizeof(blk_q4_0) : sizeof(blk_q8_0);
+    for (size_t b = b0; b < b1; b++) {
+        const uint8_t *pb = pa + b * PANEL_BLK, *a = w + b * bs + 2;
+        size_t as = ws;
+        if (Q4) {
+            a = a4[b - b0][0];
+            as = 32;
+        }
+        if (b & 1)
+            AMX_BLOCK(3, 4, 5, a, as, pb, c[1]);
+        else
+            AMX_BLOCK(0, 1, 2, a, as, pb, c[0]);
+        if (b > b0)
+            amx_float(acc, c[(b - 1) & 1], pb - PANEL_BLK, w + (b - 1) * bs, ws);
+    }
+    amx_float(acc, c[(b1 - 1) & 1], pa + (b1 - 1) * PANEL_BLK, w + (b1 - 1) * bs, ws);
+}
+
+/* 16 weight rows with all @nt tokens (panel p at pa + p *
+ * QUANT_PANEL_BYTES(n)). For Q4_0 groups of blocks outside, panels inside,
+ * so that a block is unpacked once for all the tokens; the sums of up to
+ * AMX_PANELS panels wait in acc_mem between groups. (Q8_0 weights would
+ * gain nothing by that, and it cost them a few per cent.) */
+TGT_AMX static inline __attribute__((always_inline)) void
+gemm_amx_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt, float *y, size_t ys,
+              const int Q4)
+{
+    _Alignas(64) uint8_t a4[AMX_GROUP][16][32];
+    _Alignas(64) float acc_mem[AMX_PANELS][16][16];
+    const size_t nb = n / QK, pbytes = QUANT_PANEL_BYTES(n);
+    const int np = (nt + 15) / 16;
+    amx_config();
+    if (!Q4) { /* nothing to unpack: panel by panel, all the blocks at once */
+        for (int p = 0; p < np; p++) {
+            __m512 acc[16];
+#pragma GCC unroll 16
+            for (int m = 0; m < 16; m++)
+                acc[m] = _mm512_setzero_ps();
+            amx_blocks(acc, w, ws, pa + (size_t)p * pbytes, 0, nb, a4, Q4);
+            amx_store(acc, nt - 16 * p < 16 ? nt - 16 * p : 16, y + (size_t)p * 16 * ys, ys);
+        }
+        return;
+    }
+    for (int p0 = 0; p0 < np; p0 += AMX_PANELS) {
+        int pn = np - p0 < AMX_PANELS ? np - p0 : AMX_PANELS;
+        memset(acc_mem, 0, sizeof acc_mem);
+        for (size_t b0 = 0; b0 < nb; b0 += AMX_GROUP) {
+            size_t b1 = b0 + AMX_GROUP < nb ? b0 + AMX_GROUP : nb;
+            amx_unpack_q4(w, ws, b0, b1, a4);
+            for (int p = 0; p < pn; p++) {
+                __m512 acc[16];
+#pragma GCC unroll 16
+                for (int m = 0; m < 16; m++)
+                    acc[m] = _mm512_load_ps(acc_mem[p][m]);
+                amx_blocks(acc, w, ws, pa + (size_t)(p0 + p) * pbytes, b0, b1, a4, Q4);
+#pragma GCC unroll 16
+                for (int m = 0; m < 16; m++)
+                    _mm512_store_ps(acc_mem[p][m], acc[m]);
+            }
+        }
+        for (int p = 0; p < pn; p++) {
+            __m512 acc[16];
+#pragma GCC unroll 16
+            for (int m = 0; m < 16; m++)
+                acc[m] = _mm512_load_ps(acc_mem[p][m]);
+            int t0 = (p0 + p) * 16;
+            amx_store(acc, nt - t0 < 16 ? nt - t0 : 16, y + (size_t)t0 * ys, ys);
+        }
+    }
+}
+
+/* 16 rows through the tile unit, all the tokens in one call; a shorter
+ * tail (the last rows of a matrix whose height is no multiple of 16)
+ * through the VNNI kernel, 4 rows and one panel at a time. */
+#define GEMM_AMX_FN(NAME, VNNI, Q4)                                                               \
+    TGT_AMX static void NAME(size_t n, const void *w, size_t ws, int nr, const void *pa, int nt,  \
+                             float *y, size_t ys)                                                 \
+    {                                                                                             \
+        if (nr == 16) {                                                                           \
+            gemm_amx_body(n, w, ws, pa, nt, y, ys, Q4);                                           \
+            return;                                                                               \
+        }                                                                                         \
+        for (int c = 0; c < nt; c += 16)                                                          \
+            for (int r = 0; r < nr; r += 4)                                                       \
+                VNNI(n, (const uint8_t *)w + (size_t)r * ws, ws, nr - r < 4 ? nr - r : 4,         \
+                     (const uint8_t *)pa + (size_t)(c / 16) * QUANT_PANEL_BYTES(n),               \
+                     nt - c < 16 ? nt - c : 16, y + (size_t)c * ys + r, ys);                      \
+    }
+GEMM_AMX_FN(gemm_q8_0_amx, gemm_q8_0, 0)
+GEMM_AMX_FN(gemm_q4_0_amx, gemm_q4_0, 1)
+
 /* Q8_K panels (Q4_K and Q6_K weights share them, so that a Q6_K attn_v
  * joins Q4_K Q and K in one job), per 256-block: 64 zmm of quants (group g:
  * elements 4g..4g+3), the 16 token scales, then 4 zmm of int16 pairs
@@ -1108,10 +1360,44 @@ void quant_kernels_init_avx512(struct quant_kernels *k)
     k->gemm16[GGML_TYPE_Q6_K] = gemm_q6_K;
 }
 
+/* AMX-INT8 in the CPU (CPUID.7.0:EDX bits 24 and 25) and granted by the OS:
+ * Linux hands a process the 8 KB of tile state only when asked
+ * (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, feature 18). */
+static int amx_usable(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25)))
+        return 0;
+#if defined(__linux__)
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#else
+    return 0;
+#endif
+}
+
+int quant_kernels_init_amx(struct quant_kernels *k)
+{
+    if (!amx_usable())
+        return KITH_EUNSUPPORTED;
+    quant_kernels_init_avx512(k);
+    k->name = "amx";
+    k->gemm16[GGML_TYPE_Q8_0] = gemm_q8_0_amx;
+    k->gemm16[GGML_TYPE_Q4_0] = gemm_q4_0_amx;
+    k->gemm_rows[GGML_TYPE_Q8_0] = 16;
+    k->gemm_rows[GGML_TYPE_Q4_0] = 16;
+    return 0;
+}
+
 #else
 void quant_kernels_init_avx512(struct quant_kernels *k)
 {
     memset(k, 0, sizeof *k);
     k->name = "avx512";
+}
+
+int quant_kernels_init_amx(struct quant_kernels *k)
+{
+    (void)k;
+    return KITH_EUNSUPPORTED;
 }
 #endif
