@@ -249,8 +249,9 @@ const struct quant_kernels *quant_kernels_named(const char *name);
 void quant_kernels_init_ref(struct quant_kernels *k);
 void quant_kernels_init_avx2(struct quant_kernels *k);
 void quant_kernels_init_avx512(struct quant_kernels *k);
-/* The avx512 level with the AMX-INT8 panel kernels (Q4_0, Q8_0); 0, or
- * KITH_EUNSUPPORTED (and @k untouched) if this CPU or OS cannot run them. */
+/* The avx512 level with the AMX-INT8 panel kernels (Q4_0, Q8_0, Q4_K,
+ * Q6_K); 0, or KITH_EUNSUPPORTED (and @k untouched) if this CPU or OS
+ * cannot run them. */
 int quant_kernels_init_amx(struct quant_kernels *k);
 /* @dotprod: use the Armv8.2 int8 dot product instruction (SDOT). */
 void quant_kernels_init_neon(struct quant_kernels *k, int dotprod);

@@ -560,7 +560,90 @@ TT_TEST(amx_panels_match_avx512_bits)
     }
 }
 
+/* The AMX Q4_K/Q6_K kernels against the VNNI panels, bit for bit: random
+ * quant and scale bytes (so the extreme scales: 63 for Q4_K, -128 and 127
+ * for Q6_K), activation quants of +-127, 2 panels and parts of one, an odd
+ * number of blocks (a group of the unpacking cut short) and fewer than 16
+ * rows (the VNNI kernel inside the AMX one). */
+TT_TEST(amx_k_panels_match_avx512_bits)
+{
+    enum { R = 16, C = 32 };
+    static float x[N], a[N];
+    static uint8_t qa[C][N * 4], pa[2 * QUANT_PANEL_BYTES(N)];
+    const struct quant_kernels *k = quant_kernels_named("amx"), *v = quant_kernels_named("avx512");
+    const uint32_t types[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+    if (!k) {
+        printf("     (no AMX on this CPU)\n");
+        return;
+    }
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        uint32_t type = types[t];
+        TT_ASSERT(k->gemm16[type] && k->gemm_rows[type] == R);
+        size_t wb = quant_row_bytes(type, N);
+        uint8_t *w = malloc(wb * R);
+        TT_ASSERT(w != NULL);
+        for (int rep = 0; rep < 6; rep++) {
+            /* n: 4 blocks, or 3 (rows still N apart) */
+            size_t n = rep % 3 == 2 ? N - QK_K : N, pb = QUANT_PANEL_BYTES(n);
+            for (int r = 0; r < R; r++) {
+                uint8_t *wr = w + (size_t)r * wb;
+                if (rep >= 3) {
+                    for (size_t i = 0; i < wb; i++)
+                        wr[i] = (uint8_t)(frand() * 128 + 128);
+                    for (size_t b = 0; b < N / QK_K; b++) {
+                        uint16_t d = quant_f32_to_f16(0.001f + 0.01f * fabsf(frand()));
+                        if (type == GGML_TYPE_Q6_K) {
+                            blk_q6_K *blk = (blk_q6_K *)wr + b;
+                            blk->d = d;
+                            blk->scales[r % 16] = r % 2 ? -128 : 127;
+                        } else {
+                            blk_q4_K *blk = (blk_q4_K *)wr + b;
+                            blk->d = d;
+                            blk->dmin = quant_f32_to_f16(0.001f + 0.01f * fabsf(frand()));
+                            if (r % 3 == 0)
+                                memset(blk->scales, 0xFF, sizeof blk->scales); /* all 63 */
+                        }
+                    }
+                } else {
+                    fill(x, N, r % 5 ? 1.0f : 40.0f);
+                    make_weights(type, x, wr);
+                }
+            }
+            for (int c = 0; c < C; c++) {
+                fill(a, N, (rep + c) % 3 ? 0.01f : 3.0f);
+                if (c % 7 == 5)
+                    for (int i = 0; i < N; i++)
+                        a[i] = i % 2 ? 1.0f : -1.0f; /* quants of +-127 */
+                v->act[GGML_TYPE_Q8_K](a, qa[c], N);
+            }
+            int nts[] = {32, 1, 7, 29, 32, 16}, nrs[] = {16, 16, 5, 16, 16, 16};
+            int nt = nts[rep], nr = nrs[rep];
+            float y[C][R], want[C][R];
+            memset(y, 0, sizeof y);
+            memset(want, 0, sizeof want);
+            for (int c = 0; c < nt; c += 16)
+                k->panel_prep[type](qa[c], sizeof qa[0], nt - c < 16 ? nt - c : 16,
+                                    pa + (c / 16) * pb, n);
+            k->gemm16[type](n, w, wb, nr, pa, nt, &y[0][0], R);
+            for (int c = 0; c < nt; c += 16) {
+                int nc = nt - c < 16 ? nt - c : 16;
+                v->panel_prep[type](qa[c], sizeof qa[0], nc, pa + (c / 16) * pb, n);
+                for (int r = 0; r < nr; r += 4)
+                    v->gemm16[type](n, w + (size_t)r * wb, wb, nr - r < 4 ? nr - r : 4,
+                                    pa + (c / 16) * pb, nc, &want[c][r], R);
+            }
+            for (int c = 0; c < C; c++)
+                for (int r = 0; r < R; r++)
+                    if (memcmp(&y[c][r], &want[c][r], sizeof(float)))
+                        TT_FAIL_("amx %s nr=%d nt=%d n=%zu (%d,%d): %.9g vs avx512 %.9g",
+                                 gguf_ggml_type_name(type), nr, nt, n, r, c, y[c][r], want[c][r]);
+        }
+        free(w);
+    }
+}
+
 TT_MAIN(TT_CASE(f16_conversion), TT_CASE(round_trips), TT_CASE(dot_matches_dequantized),
         TT_CASE(simd_matches_scalar), TT_CASE(tiles_match_scalar), TT_CASE(panels_match_scalar),
         TT_CASE(k_panels_match_tiles_bits), TT_CASE(f32_odd_lengths),
-        TT_CASE(att_small_matches_loop), TT_CASE(amx_panels_match_avx512_bits))
+        TT_CASE(att_small_matches_loop), TT_CASE(amx_panels_match_avx512_bits),
+        TT_CASE(amx_k_panels_match_avx512_bits))

@@ -896,30 +896,33 @@ struct amx_cfg {
     uint8_t rows[16];
 };
 
-/* tmm0 and tmm3: C (16 weight rows x 16 int32 token sums), tmm1 and tmm4:
- * A (16 rows x 32 weight quants), tmm2 and tmm5: B (one panel block: 8
- * groups x 64 bytes). The configuration is thread state; it is loaded once
- * per thread, since ldtilecfg (which also zeroes the tiles) on every call
+/* Two tile configurations. AMX_CFG_Q8 (Q8_0, Q4_0): tmm0 and tmm3: C (16
+ * weight rows x 16 int32 token sums), tmm1 and tmm4: A (16 rows x 32 weight
+ * quants), tmm2 and tmm5: B (one panel block: 8 groups x 64 bytes).
+ * AMX_CFG_K (Q4_K, Q6_K): all eight 16 x 64 bytes, K = 64 per instruction.
+ * The configuration is thread state; it is loaded only when a thread needs
+ * the other one, since ldtilecfg (which also zeroes the tiles) on every call
  * was measurably slower. This assumes that nothing else in the process
  * configures the tiles of a thread that runs these kernels. */
+enum { AMX_CFG_Q8 = 1, AMX_CFG_K = 2 };
 static _Thread_local int amx_configured;
-TGT_AMX static inline void amx_config(void)
+TGT_AMX static inline void amx_config(int which)
 {
-    if (amx_configured)
+    if (amx_configured == which)
         return;
-    amx_configured = 1;
+    amx_configured = which;
     struct amx_cfg c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
-    c.colsb[0] = 64;
-    c.rows[0] = 16;
-    c.colsb[1] = 32;
-    c.rows[1] = 16;
-    c.colsb[2] = 64;
-    c.rows[2] = 8;
-    for (int i = 3; i < 6; i++) {
-        c.colsb[i] = c.colsb[i - 3];
-        c.rows[i] = c.rows[i - 3];
+    for (int i = 0; i < 8; i++) {
+        c.colsb[i] = 64;
+        c.rows[i] = 16;
+    }
+    if (which == AMX_CFG_Q8) {
+        c.colsb[1] = c.colsb[4] = 32;
+        c.rows[2] = c.rows[5] = 8;
+        c.colsb[6] = c.colsb[7] = 0;
+        c.rows[6] = c.rows[7] = 0;
     }
     __asm__ volatile("ldtilecfg %0" ::"m"(c));
 }
@@ -1057,7 +1060,7 @@ gemm_amx_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt, 
     _Alignas(64) float acc_mem[AMX_PANELS][16][16];
     const size_t nb = n / QK, pbytes = QUANT_PANEL_BYTES(n);
     const int np = (nt + 15) / 16;
-    amx_config();
+    amx_config(AMX_CFG_Q8);
     if (!Q4) { /* nothing to unpack: panel by panel, all the blocks at once */
         for (int p = 0; p < np; p++) {
             __m512 acc[16];
@@ -1100,12 +1103,12 @@ gemm_amx_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt, 
 /* 16 rows through the tile unit, all the tokens in one call; a shorter
  * tail (the last rows of a matrix whose height is no multiple of 16)
  * through the VNNI kernel, 4 rows and one panel at a time. */
-#define GEMM_AMX_FN(NAME, VNNI, Q4)                                                               \
+#define GEMM_AMX_FN(NAME, VNNI, BODY, ARG)                                                        \
     TGT_AMX static void NAME(size_t n, const void *w, size_t ws, int nr, const void *pa, int nt,  \
                              float *y, size_t ys)                                                 \
     {                                                                                             \
         if (nr == 16) {                                                                           \
-            gemm_amx_body(n, w, ws, pa, nt, y, ys, Q4);                                           \
+            BODY(n, w, ws, pa, nt, y, ys, ARG);                                                   \
             return;                                                                               \
         }                                                                                         \
         for (int c = 0; c < nt; c += 16)                                                          \
@@ -1114,8 +1117,8 @@ gemm_amx_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt, 
                      (const uint8_t *)pa + (size_t)(c / 16) * QUANT_PANEL_BYTES(n),               \
                      nt - c < 16 ? nt - c : 16, y + (size_t)c * ys + r, ys);                      \
     }
-GEMM_AMX_FN(gemm_q8_0_amx, gemm_q8_0, 0)
-GEMM_AMX_FN(gemm_q4_0_amx, gemm_q4_0, 1)
+GEMM_AMX_FN(gemm_q8_0_amx, gemm_q8_0, gemm_amx_body, 0)
+GEMM_AMX_FN(gemm_q4_0_amx, gemm_q4_0, gemm_amx_body, 1)
 
 /* Q8_K panels (Q4_K and Q6_K weights share them, so that a Q6_K attn_v
  * joins Q4_K Q and K in one job), per 256-block: 64 zmm of quants (group g:
@@ -1294,6 +1297,219 @@ gemm_q6_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt,
 }
 GEMM_FN(gemm_q6_K, gemm_q6_K_body, 0)
 
+/* ---- AMX for the Q8_K panels (Q4_K and Q6_K weights) ----
+ *
+ * A Q8_K panel block is already the B operand's layout (64 elements = 16
+ * groups x 16 tokens x 4 bytes = one 16 x 64 tile), but the sub-block
+ * scales (32 elements for Q4_K, 16 for Q6_K) must multiply the integer sums
+ * before they are added. Instead of a tile product and an integer multiply
+ * per sub-block, each weight is scaled first, v = q * sc (Q4_K: 0..945) or
+ * (q - 32) * sc (Q6_K: -4064..4096), and split into two int8 operands,
+ * lo = v & 127 and hi = v >> 7, so that v = 128 hi + lo: two tile products
+ * of K = 64 per 64 elements give the block's exact sum
+ * I = sum v a = 128 C_hi + C_lo, the integer of the VNNI kernels (int32
+ * additions in another order, all exact). Q4_K's mins term stays theirs
+ * (vpdpwssd on the panel's sub-block sums) and so does the float chain, so
+ * the bits are those of gemm_q4_K/gemm_q6_K. The weights are unpacked a
+ * group of blocks at a time for all the tokens, as for Q4_0. */
+#define AMX_KGROUP 2 /* blocks unpacked at a time: 16 KB of operands */
+
+struct amx_kw {
+    _Alignas(64) int8_t hi[AMX_KGROUP][16][QK_K]; /* A: row m, element k */
+    _Alignas(64) int8_t lo[AMX_KGROUP][16][QK_K];
+    uint32_t mins[AMX_KGROUP][16][4]; /* Q4_K: mins as int16 pairs */
+    float d[AMX_KGROUP][16], dmin[AMX_KGROUP][16];
+};
+
+/* 32 int16 scaled weights -> their lo and hi bytes */
+TGT_AMX static inline __attribute__((always_inline)) void amx_split(__m512i v, int8_t *hi,
+                                                                    int8_t *lo)
+{
+    _mm256_store_si256((__m256i *)lo,
+                       _mm512_cvtepi16_epi8(_mm512_and_si512(v, _mm512_set1_epi16(127))));
+    _mm256_store_si256((__m256i *)hi, _mm512_cvtepi16_epi8(_mm512_srai_epi16(v, 7)));
+}
+
+/* 32 weights (bytes, unsigned) minus @off, times scale s0 (words 0..15) and
+ * s1 (16..31), into hi/lo */
+TGT_AMX static inline __attribute__((always_inline)) void
+amx_scale32(__m256i q, int off, int s0, int s1, int8_t *hi, int8_t *lo)
+{
+    __m512i v = _mm512_sub_epi16(_mm512_cvtepu8_epi16(q), _mm512_set1_epi16((short)off));
+    __m512i s = _mm512_inserti64x4(_mm512_set1_epi16((short)s0), _mm256_set1_epi16((short)s1), 1);
+    amx_split(_mm512_mullo_epi16(v, s), hi, lo);
+}
+
+TGT_AMX static inline __attribute__((always_inline)) void
+amx_unpack_q4_K(const blk_q4_K *x, struct amx_kw *kw, int i, int m)
+{
+    const __m256i c0f = _mm256_set1_epi8(0x0F);
+    int8_t *hi = kw->hi[i][m], *lo = kw->lo[i][m];
+    uint8_t sm[16];
+    q4_K_scales(x->scales, sm);
+    for (int ch = 0; ch < 4; ch++) {
+        /* low nibbles: sub-block 2ch, high nibbles: 2ch + 1 */
+        __m256i q = LDY(x->qs + 32 * ch);
+        amx_scale32(_mm256_and_si256(q, c0f), 0, sm[2 * ch], sm[2 * ch], hi + 64 * ch,
+                    lo + 64 * ch);
+        amx_scale32(_mm256_and_si256(_mm256_srli_epi16(q, 4), c0f), 0, sm[2 * ch + 1],
+                    sm[2 * ch + 1], hi + 64 * ch + 32, lo + 64 * ch + 32);
+    }
+    for (int j = 0; j < 4; j++)
+        kw->mins[i][m][j] = (uint32_t)sm[8 + 2 * j] | (uint32_t)sm[9 + 2 * j] << 16;
+    kw->d[i][m] = f16_lut[x->d];
+    kw->dmin[i][m] = f16_lut[x->dmin];
+}
+
+TGT_AMX static inline __attribute__((always_inline)) void
+amx_unpack_q6_K(const blk_q6_K *x, struct amx_kw *kw, int i, int m)
+{
+    const __m512i m4 = _mm512_set1_epi8(0xF), m3 = _mm512_set1_epi8(3);
+    const __m512i sh02 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    int8_t *hi = kw->hi[i][m], *lo = kw->lo[i][m];
+    for (int h = 0; h < 2; h++) {
+        /* the 6-bit values in natural order, as gemm_q6_K_body makes them */
+        __m512i L = _mm512_loadu_si512(x->ql + 64 * h);
+        __m512i H = _mm512_srlv_epi16(_mm512_broadcast_i64x4(LDY(x->qh + 32 * h)), sh02);
+        __m512i z[2];
+        z[0] =
+            _mm512_or_si512(_mm512_and_si512(L, m4), _mm512_slli_epi16(_mm512_and_si512(H, m3), 4));
+        z[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                               _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 4), m3), 4));
+        for (int k = 0; k < 4; k++) {
+            int e = 128 * h + 32 * k; /* elements e..e+31: sub-blocks e/16, e/16 + 1 */
+            __m256i q =
+                k % 2 ? _mm512_extracti64x4_epi64(z[k / 2], 1) : _mm512_castsi512_si256(z[k / 2]);
+            amx_scale32(q, 32, x->scales[e / 16], x->scales[e / 16 + 1], hi + e, lo + e);
+        }
+    }
+    kw->d[i][m] = f16_lut[x->d];
+}
+
+/* Exact-span memory operands for the tile loads: A rows are QK_K apart */
+#define AMX_KLOAD(T, P, S, SPAN)                                                                   \
+    __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #T ::"r"(P), "r"((long)(S)),                     \
+                     "m"(*(const uint8_t(*)[SPAN])(P)))
+#define AMX_KCHUNK(CH, CL, TB, HI, LO, PB, J)                                                      \
+    do {                                                                                           \
+        AMX_KLOAD(TB, (PB) + 1024 * (J), 64, 1024);                                                \
+        AMX_KLOAD(4, (HI) + 64 * (J), QK_K, 15 * QK_K + 64);                                       \
+        AMX_KLOAD(5, (LO) + 64 * (J), QK_K, 15 * QK_K + 64);                                       \
+        __asm__ volatile("tdpbssd %%tmm" #TB ", %%tmm4, %%tmm" #CH ::);                            \
+        __asm__ volatile("tdpbssd %%tmm" #TB ", %%tmm5, %%tmm" #CL ::);                            \
+    } while (0)
+/* One block's C_hi and C_lo (tiles CH, CL) for 16 rows, stored to @OH, @OL */
+#define AMX_KBLOCK(CH, CL, HI, LO, PB, OH, OL)                                                     \
+    do {                                                                                           \
+        __asm__ volatile("tilezero %%tmm" #CH ::);                                                 \
+        __asm__ volatile("tilezero %%tmm" #CL ::);                                                 \
+        AMX_KCHUNK(CH, CL, 6, HI, LO, PB, 0);                                                      \
+        AMX_KCHUNK(CH, CL, 7, HI, LO, PB, 1);                                                      \
+        AMX_KCHUNK(CH, CL, 6, HI, LO, PB, 2);                                                      \
+        AMX_KCHUNK(CH, CL, 7, HI, LO, PB, 3);                                                      \
+        __asm__ volatile("tilestored %%tmm" #CH ", (%1,%2,1)"                                      \
+                         : "=m"(*(int32_t(*)[16][16])(OH))                                         \
+                         : "r"(OH), "r"(64L));                                                     \
+        __asm__ volatile("tilestored %%tmm" #CL ", (%1,%2,1)"                                      \
+                         : "=m"(*(int32_t(*)[16][16])(OL))                                         \
+                         : "r"(OL), "r"(64L));                                                     \
+    } while (0)
+
+/* acc[m] (lane t: token t) gets block i of the group: the float chain of
+ * gemm_q4_K_body (Q6 = 0) or gemm_q6_K_body (Q6 = 1). */
+TGT_AMX static inline __attribute__((always_inline)) void
+amx_kfloat(__m512 *acc, int32_t (*c)[16][16], const uint8_t *pb, const struct amx_kw *kw, int i,
+           const int Q6)
+{
+    const __m512 da = _mm512_loadu_ps((const float *)(pb + 4096));
+    __m512i S[4];
+    for (int j = 0; !Q6 && j < 4; j++)
+        S[j] = _mm512_loadu_si512(pb + PANEL_KS32 + 64 * j);
+#pragma GCC unroll 16
+    for (int m = 0; m < 16; m++) {
+        __m512i I = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c[0][m]), 7),
+                                     _mm512_load_si512(c[1][m]));
+        acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I),
+                                 _mm512_mul_ps(da, _mm512_set1_ps(kw->d[i][m])), acc[m]);
+        if (!Q6) {
+            __m512i M = _mm512_setzero_si512();
+            for (int j = 0; j < 4; j++)
+                M = _mm512_dpwssd_epi32(M, S[j], _mm512_set1_epi32((int)kw->mins[i][m][j]));
+            acc[m] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(M),
+                                      _mm512_mul_ps(da, _mm512_set1_ps(kw->dmin[i][m])), acc[m]);
+        }
+    }
+}
+
+/* Blocks b0..b1 of one panel @pa into acc; the float work of block b-1
+ * after the tile work of block b, with two sets of C tiles (0-1, 2-3). */
+TGT_AMX static inline __attribute__((always_inline)) void
+amx_kblocks(__m512 *acc, const uint8_t *pa, size_t b0, size_t b1, const struct amx_kw *kw,
+            const int Q6)
+{
+    _Alignas(64) int32_t c[2][2][16][16];
+    for (size_t b = b0; b < b1; b++) {
+        const uint8_t *pb = pa + b * PANEL_KBLK;
+        const int8_t *hi = kw->hi[b - b0][0], *lo = kw->lo[b - b0][0];
+        if (b & 1)
+            AMX_KBLOCK(2, 3, hi, lo, pb, c[1][0], c[1][1]);
+        else
+            AMX_KBLOCK(0, 1, hi, lo, pb, c[0][0], c[0][1]);
+        if (b > b0)
+            amx_kfloat(acc, c[(b - 1) & 1], pb - PANEL_KBLK, kw, (int)(b - 1 - b0), Q6);
+    }
+    amx_kfloat(acc, c[(b1 - 1) & 1], pa + (b1 - 1) * PANEL_KBLK, kw, (int)(b1 - 1 - b0), Q6);
+}
+
+/* 16 weight rows with all @nt tokens, as gemm_amx_body for Q4_0: groups of
+ * blocks outside, panels inside. */
+TGT_AMX static inline __attribute__((always_inline)) void
+gemm_amx_k_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt, float *y,
+                size_t ys, const int Q6)
+{
+    struct amx_kw kw;
+    _Alignas(64) float acc_mem[AMX_PANELS][16][16];
+    const size_t nb = n / QK_K, pbytes = QUANT_PANEL_BYTES(n);
+    const size_t bs = Q6 ? sizeof(blk_q6_K) : sizeof(blk_q4_K);
+    const int np = (nt + 15) / 16;
+    amx_config(AMX_CFG_K);
+    for (int p0 = 0; p0 < np; p0 += AMX_PANELS) {
+        int pn = np - p0 < AMX_PANELS ? np - p0 : AMX_PANELS;
+        memset(acc_mem, 0, sizeof acc_mem);
+        for (size_t b0 = 0; b0 < nb; b0 += AMX_KGROUP) {
+            size_t b1 = b0 + AMX_KGROUP < nb ? b0 + AMX_KGROUP : nb;
+            for (size_t b = b0; b < b1; b++)
+                for (int m = 0; m < 16; m++) {
+                    const uint8_t *x = w + (size_t)m * ws + b * bs;
+                    if (Q6)
+                        amx_unpack_q6_K((const blk_q6_K *)x, &kw, (int)(b - b0), m);
+                    else
+                        amx_unpack_q4_K((const blk_q4_K *)x, &kw, (int)(b - b0), m);
+                }
+            for (int p = 0; p < pn; p++) {
+                __m512 acc[16];
+#pragma GCC unroll 16
+                for (int m = 0; m < 16; m++)
+                    acc[m] = _mm512_load_ps(acc_mem[p][m]);
+                amx_kblocks(acc, pa + (size_t)(p0 + p) * pbytes, b0, b1, &kw, Q6);
+#pragma GCC unroll 16
+                for (int m = 0; m < 16; m++)
+                    _mm512_store_ps(acc_mem[p][m], acc[m]);
+            }
+        }
+        for (int p = 0; p < pn; p++) {
+            __m512 acc[16];
+#pragma GCC unroll 16
+            for (int m = 0; m < 16; m++)
+                acc[m] = _mm512_load_ps(acc_mem[p][m]);
+            int t0 = (p0 + p) * 16;
+            amx_store(acc, nt - t0 < 16 ? nt - t0 : 16, y + (size_t)t0 * ys, ys);
+        }
+    }
+}
+GEMM_AMX_FN(gemm_q4_K_amx, gemm_q4_K, gemm_amx_k_body, 0)
+GEMM_AMX_FN(gemm_q6_K_amx, gemm_q6_K, gemm_amx_k_body, 1)
+
 /* The Q8_K activation rounding of quant_ref.c (q_q8_K), 16 lanes at a time
  * and with the same bits: the first element of largest magnitude sets the
  * scale, x * iscale rounds half to even (vcvtps2dq under the default
@@ -1385,6 +1601,10 @@ int quant_kernels_init_amx(struct quant_kernels *k)
     k->gemm16[GGML_TYPE_Q4_0] = gemm_q4_0_amx;
     k->gemm_rows[GGML_TYPE_Q8_0] = 16;
     k->gemm_rows[GGML_TYPE_Q4_0] = 16;
+    k->gemm16[GGML_TYPE_Q4_K] = gemm_q4_K_amx;
+    k->gemm16[GGML_TYPE_Q6_K] = gemm_q6_K_amx;
+    k->gemm_rows[GGML_TYPE_Q4_K] = 16;
+    k->gemm_rows[GGML_TYPE_Q6_K] = 16;
     return 0;
 }
 
