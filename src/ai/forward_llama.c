@@ -46,7 +46,7 @@ struct mm_task {
     size_t ta_stride;
     const uint8_t *pa; /* panels of 16 tokens */
     size_t pa_stride;
-    int mode;          /* MM_PANEL, MM_TILE, MM_DOT */
+    int mode; /* MM_PANEL, MM_TILE, MM_DOT */
     const struct quant_kernels *K;
     atomic_int next;
 };
@@ -221,8 +221,13 @@ static void matmul_multi(kith_ctx *c, const struct ai_weight *const *ws, float *
         t.a = t.ta = (const uint8_t *)x;
         t.a_stride = t.ta_stride = (size_t)w->k * sizeof(float);
     } else {
-        struct act_task at = {.fn = K->act[dt], .x = x, .k = w->k, .n = n, .dst = c->qact,
-                              .stride = quant_row_bytes(dt, (size_t)w->k), .tdst = c->tact};
+        struct act_task at = {.fn = K->act[dt],
+                              .x = x,
+                              .k = w->k,
+                              .n = n,
+                              .dst = c->qact,
+                              .stride = quant_row_bytes(dt, (size_t)w->k),
+                              .tdst = c->tact};
         if (t.mode == MM_PANEL) {
             at.panel = K->panel_prep[w->type];
             at.tstride = QUANT_PANEL_BYTES((size_t)w->k);
@@ -344,6 +349,9 @@ static void att_worker(void *arg, int ith, int nth)
     const uint16_t *vc = c->v_cache + (size_t)t->layer * c->n_ctx * kvd;
     float scale = 1.0f / sqrtf((float)hd);
     int small = K->att_small && hd % 8 == 0 && hd <= 32;
+    quant_att_fn fused = small                                    ? K->att_small
+                         : K->att_wide && (hd == 64 || hd == 128) ? K->att_wide
+                                                                  : NULL;
     for (;;) {
         int job = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
         if (job >= t->n * m->n_head)
@@ -353,16 +361,17 @@ static void att_worker(void *arg, int ith, int nth)
         const float *q = c->q + (size_t)i * qd + (size_t)h * hd;
         K->act[GGML_TYPE_F16](q, q16, (size_t)hd);
         float *out = c->att + (size_t)i * qd + (size_t)h * hd;
-        if (small) { /* the same sums in one call (quant_att_fn) */
-            K->att_small((size_t)hd, q16, kc + (size_t)kvh * hd, vc + (size_t)kvh * hd,
-                         (size_t)kvd, pos + 1, scale, sc, out);
+        if (fused) { /* the same sums in one call (quant_att_fn) */
+            fused((size_t)hd, q16, kc + (size_t)kvh * hd, vc + (size_t)kvh * hd, (size_t)kvd,
+                  pos + 1, scale, sc, out);
             continue;
         }
         // sc[p] = q . k[p] * scale   for p in 0..pos
         float mx = -INFINITY;
         for (int p = 0; p <= pos; p++) {
-            sc[p] = K->dot[GGML_TYPE_F16]((size_t)hd, kc + (size_t)p * kvd + (size_t)kvh * hd, q16) *
-                    scale;
+            sc[p] =
+                K->dot[GGML_TYPE_F16]((size_t)hd, kc + (size_t)p * kvd + (size_t)kvh * hd, q16) *
+                scale;
             mx = sc[p] > mx ? sc[p] : mx;
         }
         double sum = 0;

@@ -22,15 +22,15 @@
 
 #include "ai/gguf.h"
 
-#define QK     32  /* elements per block of Q8_0/Q4_0/Q5_0 */
-#define QK_K   256 /* elements per super-block of the K-quants */
+#define QK           32  /* elements per block of Q8_0/Q4_0/Q5_0 */
+#define QK_K         256 /* elements per super-block of the K-quants */
 #define K_SCALE_SIZE 12
 
 /* ggml block layouts; the static asserts in quant_ref.c pin their sizes. */
 typedef struct {
-    uint16_t d;        /* f16 scale */
-    int8_t qs[QK];     /* x = d * q */
-} blk_q8_0;            /* 34 bytes */
+    uint16_t d;    /* f16 scale */
+    int8_t qs[QK]; /* x = d * q */
+} blk_q8_0;        /* 34 bytes */
 
 typedef struct {
     uint16_t d;
@@ -44,32 +44,32 @@ typedef struct {
 } blk_q5_0;             /* 22 bytes */
 
 typedef struct {
-    uint16_t d;                  /* super-block scale for the 6-bit scales */
-    uint16_t dmin;               /* super-block scale for the 6-bit mins */
+    uint16_t d;                   /* super-block scale for the 6-bit scales */
+    uint16_t dmin;                /* super-block scale for the 6-bit mins */
     uint8_t scales[K_SCALE_SIZE]; /* 8 (scale, min) pairs, 6 bits each */
-    uint8_t qs[QK_K / 2];        /* 4-bit quants; x = d*sc*q - dmin*m */
-} blk_q4_K;                      /* 144 bytes */
+    uint8_t qs[QK_K / 2];         /* 4-bit quants; x = d*sc*q - dmin*m */
+} blk_q4_K;                       /* 144 bytes */
 
 typedef struct {
     uint16_t d;
     uint16_t dmin;
     uint8_t scales[K_SCALE_SIZE];
-    uint8_t qh[QK_K / 8];  /* 5th bits */
+    uint8_t qh[QK_K / 8]; /* 5th bits */
     uint8_t qs[QK_K / 2];
-} blk_q5_K;                /* 176 bytes */
+} blk_q5_K; /* 176 bytes */
 
 typedef struct {
     uint8_t ql[QK_K / 2];     /* low 4 bits */
     uint8_t qh[QK_K / 4];     /* high 2 bits */
     int8_t scales[QK_K / 16]; /* 16 signed 8-bit scales */
     uint16_t d;
-} blk_q6_K;                   /* 210 bytes; x = d * sc * (q - 32) */
+} blk_q6_K; /* 210 bytes; x = d * sc * (q - 32) */
 
 typedef struct {
-    float d;                 /* f32 scale (not f16) */
+    float d; /* f32 scale (not f16) */
     int8_t qs[QK_K];
     int16_t bsums[QK_K / 16]; /* sums of each 16 quants, for the K-quant mins */
-} blk_q8_K;                  /* 292 bytes; activations only */
+} blk_q8_K;                   /* 292 bytes; activations only */
 
 /* ---- f16 / bf16 ---- */
 
@@ -174,8 +174,8 @@ void quant_ref_axpy_f16(size_t n, float s, const uint16_t *v, float *out);
 typedef float (*quant_dot_fn)(size_t n, const void *w, const void *a);
 /* Dots one weight row with @nr activation rows (a[r] = a + r*a_stride),
  * out[r]. Lets a kernel reuse each loaded weight block for several tokens. */
-typedef void (*quant_dot_multi_fn)(size_t n, const void *w, const void *a, size_t a_stride,
-                                   int nr, float *out);
+typedef void (*quant_dot_multi_fn)(size_t n, const void *w, const void *a, size_t a_stride, int nr,
+                                   float *out);
 typedef void (*quant_quantize_fn)(const float *src, void *dst, size_t n);
 /* Tile kernels (matrix x matrix): the activation rows, already rounded to
  * the dot type (Q8_0), are rearranged once per matmul by tile_prep into a
@@ -198,9 +198,8 @@ typedef void (*quant_axpy_f16_fn)(size_t n, float s, const uint16_t *v, float *o
  * a kernel call per position and per V row would cost more than the
  * arithmetic; it does the same arithmetic as the dot[F16]/axpy_f16 loop it
  * replaces (the same bits when built with gcc). */
-typedef void (*quant_att_fn)(size_t hd, const uint16_t *q16, const uint16_t *k,
-                             const uint16_t *v, size_t stride, int n_pos, float scale,
-                             float *sc, float *out);
+typedef void (*quant_att_fn)(size_t hd, const uint16_t *q16, const uint16_t *k, const uint16_t *v,
+                             size_t stride, int n_pos, float scale, float *sc, float *out);
 
 /* Panel kernels (matrix x matrix, prompt processing): up to 16 activation
  * rows (a + t*a_stride, t < @nt, in the dot type) are laid out once per
@@ -218,13 +217,14 @@ typedef void (*quant_gemm_fn)(size_t n, const void *w, size_t w_stride, int nr, 
 
 struct quant_kernels {
     const char *name; /* "scalar", "avx2", "avx512", "amx", "neon", "neon-dotprod" */
-    quant_dot_fn dot[GGML_TYPE_COUNT];       /* by weight type; NULL = unsupported */
-    quant_dot_multi_fn dot4[GGML_TYPE_COUNT]; /* up to 4 rows; NULL = use dot[] */
-    quant_quantize_fn act[GGML_TYPE_COUNT];  /* activation rounding, by dot type */
+    quant_dot_fn dot[GGML_TYPE_COUNT];             /* by weight type; NULL = unsupported */
+    quant_dot_multi_fn dot4[GGML_TYPE_COUNT];      /* up to 4 rows; NULL = use dot[] */
+    quant_quantize_fn act[GGML_TYPE_COUNT];        /* activation rounding, by dot type */
     quant_tile_prep_fn tile_prep[GGML_TYPE_COUNT]; /* by weight type; NULL = no tiles */
     quant_tile_fn tile4[GGML_TYPE_COUNT];
     quant_axpy_f16_fn axpy_f16;
-    quant_att_fn att_small;                  /* NULL: attention per position */
+    quant_att_fn att_small; /* NULL: attention per position */
+    quant_att_fn att_wide;  /* heads of 64 or 128, the loop's bits; NULL: per position */
     quant_panel_prep_fn panel_prep[GGML_TYPE_COUNT]; /* by weight type; NULL = no panels */
     quant_gemm_fn gemm16[GGML_TYPE_COUNT];
     /* Weight rows per gemm16 call, 0 = 4. AMX kernels take 16 (a tile's

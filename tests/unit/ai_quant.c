@@ -39,8 +39,8 @@ TT_TEST(f16_conversion)
         TT_EQ(quant_f32_to_f16(quant_f16_to_f32((uint16_t)h)), h);
     }
     /* rounding to nearest even, overflow, subnormals */
-    TT_EQ(quant_f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);          /* tie -> even */
-    TT_EQ(quant_f32_to_f16(1.0f + 3.0f / 2048), 0x3c02);          /* tie -> even */
+    TT_EQ(quant_f32_to_f16(1.0f + 1.0f / 2048), 0x3c00); /* tie -> even */
+    TT_EQ(quant_f32_to_f16(1.0f + 3.0f / 2048), 0x3c02); /* tie -> even */
     TT_EQ(quant_f32_to_f16(65520.f), 0x7c00);
     TT_EQ(quant_f32_to_f16(65519.f), 0x7bff);
     TT_EQ(quant_f32_to_f16(5.9604645e-08f), 0x0001);
@@ -57,9 +57,9 @@ struct fmt {
 };
 
 static const struct fmt fmts[] = {
-    {GGML_TYPE_F32, 0},        {GGML_TYPE_F16, 1e-3},    {GGML_TYPE_BF16, 8e-3},
-    {GGML_TYPE_Q8_0, 0.01},    {GGML_TYPE_Q4_0, 0.12},   {GGML_TYPE_Q4_K, 0.09},
-    {GGML_TYPE_Q5_K, 0.045},   {GGML_TYPE_Q6_K, 0.025},  {GGML_TYPE_Q8_K, 0.02},
+    {GGML_TYPE_F32, 0},      {GGML_TYPE_F16, 1e-3},   {GGML_TYPE_BF16, 8e-3},
+    {GGML_TYPE_Q8_0, 0.01},  {GGML_TYPE_Q4_0, 0.12},  {GGML_TYPE_Q4_K, 0.09},
+    {GGML_TYPE_Q5_K, 0.045}, {GGML_TYPE_Q6_K, 0.025}, {GGML_TYPE_Q8_K, 0.02},
 };
 
 TT_TEST(round_trips)
@@ -170,14 +170,15 @@ TT_TEST(simd_matches_scalar)
                 for (int i = 0; i < N; i++)
                     mag += fabs((double)wd[i] * ad[i]);
                 if (fabs(r - s) > 1e-5 * mag + 1e-7)
-                    TT_FAIL_("%s %s: %.9g vs scalar %.9g", k->name, gguf_ggml_type_name(type), s, r);
+                    TT_FAIL_("%s %s: %.9g vs scalar %.9g", k->name, gguf_ggml_type_name(type), s,
+                             r);
                 if (k->dot4[type]) {
                     float o[4];
                     k->dot4[type](N, w, qa, 0, 4, o);
                     for (int i = 0; i < 4; i++)
                         if (fabs(o[i] - s) > 1e-5 * mag + 1e-7)
-                            TT_FAIL_("%s %s dot4: %.9g vs %.9g", k->name,
-                                     gguf_ggml_type_name(type), o[i], s);
+                            TT_FAIL_("%s %s dot4: %.9g vs %.9g", k->name, gguf_ggml_type_name(type),
+                                     o[i], s);
                 }
             }
         }
@@ -368,8 +369,9 @@ TT_TEST(k_panels_match_tiles_bits)
                     for (int c = 0; c < nt; c++)
                         for (int r = 0; r < nr; r++)
                             if (memcmp(&y1[c][r], &yp[c][r], sizeof(float)))
-                                TT_FAIL_("%s %s panel nr=%d (%d,%d): %.9g vs %.9g with nr=4", k->name,
-                                         gguf_ggml_type_name(type), nr, r, c, y1[c][r], yp[c][r]);
+                                TT_FAIL_("%s %s panel nr=%d (%d,%d): %.9g vs %.9g with nr=4",
+                                         k->name, gguf_ggml_type_name(type), nr, r, c, y1[c][r],
+                                         yp[c][r]);
                 }
                 /* tiles of 1..4 columns (tokens) */
                 for (int c = 0; c < nt;) {
@@ -430,11 +432,10 @@ TT_TEST(f32_odd_lengths)
                     for (int nc = 1; nc <= C; nc++) {
                         if (!k->tile4[GGML_TYPE_F32])
                             break;
-                        k->tile4[GGML_TYPE_F32](n, w, sizeof w[0], a, sizeof a[0], nc, &y[0][0],
-                                                R);
+                        k->tile4[GGML_TYPE_F32](n, w, sizeof w[0], a, sizeof a[0], nc, &y[0][0], R);
                         if (c < nc && fabs(y[c][r] - s) > 1e-5 * mag + 1e-7)
-                            TT_FAIL_("%s F32 tile n=%zu nc=%d (%d,%d): %.9g vs %.9g", k->name,
-                                     n, nc, r, c, y[c][r], s);
+                            TT_FAIL_("%s F32 tile n=%zu nc=%d (%d,%d): %.9g vs %.9g", k->name, n,
+                                     nc, r, c, y[c][r], s);
                     }
                     if (k->dot4[GGML_TYPE_F32]) {
                         /* dot4 keeps dot[F32]'s order: the same bits */
@@ -448,15 +449,47 @@ TT_TEST(f32_odd_lengths)
     }
 }
 
-/* The small-head attention kernel against the loop it replaces (one F16 dot
- * per position, softmax, one axpy_f16 per position) on the same level: the
- * same bits from gcc; clang may fuse axpy_f16's scalar tail into an FMA, so
- * the check allows a rounding. */
+/* The attention loop that att_small and att_wide replace (one F16 dot per
+ * position, softmax, one axpy_f16 per position) on level @k, into @want. */
+static void att_loop(const struct quant_kernels *k, size_t hd, const uint16_t *q16,
+                     const uint16_t *kc, const uint16_t *vc, size_t stride, int n, float scale,
+                     float *sc, float *want)
+{
+    float mx = -INFINITY;
+    for (int p = 0; p < n; p++) {
+        sc[p] = k->dot[GGML_TYPE_F16](hd, kc + (size_t)p * stride, q16) * scale;
+        mx = sc[p] > mx ? sc[p] : mx;
+    }
+    double sum = 0;
+    for (int p = 0; p < n; p++) {
+        sc[p] = expf(sc[p] - mx);
+        sum += sc[p];
+    }
+    float inv = (float)(1.0 / sum);
+    memset(want, 0, hd * sizeof *want);
+    for (int p = 0; p < n; p++)
+        k->axpy_f16(hd, sc[p] * inv, vc + (size_t)p * stride, want);
+}
+
+enum { ATT_MAXP = 130, ATT_STRIDE = 136 };
+static uint16_t att_k[ATT_MAXP * ATT_STRIDE], att_v[ATT_MAXP * ATT_STRIDE], att_q[128];
+
+static void att_fill(size_t hd)
+{
+    for (size_t i = 0; i < (size_t)ATT_MAXP * ATT_STRIDE; i++) {
+        att_k[i] = quant_f32_to_f16(frand());
+        att_v[i] = quant_f32_to_f16(frand());
+    }
+    for (size_t i = 0; i < hd; i++)
+        att_q[i] = quant_f32_to_f16(2 * frand());
+}
+
+/* The small-head attention kernel against the loop it replaces on the same
+ * level: the same bits from gcc; clang may fuse axpy_f16's scalar tail into
+ * an FMA, so the check allows a rounding. */
 TT_TEST(att_small_matches_loop)
 {
-    enum { MAXP = 130, STRIDE = 72 };
-    static uint16_t kc[MAXP * STRIDE], vc[MAXP * STRIDE], q16[32];
-    static float sc[MAXP], out[32], want[32];
+    static float sc[ATT_MAXP], out[32], want[32];
     const char *levels[] = {"avx2", "avx512", "amx", "neon", "neon-dotprod"};
     int tested = 0;
     for (size_t lv = 0; lv < sizeof levels / sizeof levels[0]; lv++) {
@@ -465,30 +498,13 @@ TT_TEST(att_small_matches_loop)
             continue;
         tested++;
         for (size_t hd = 8; hd <= 32; hd += 8) {
-            const int npos[] = {1, 2, 15, 16, 17, 100, MAXP};
+            const int npos[] = {1, 2, 15, 16, 17, 100, ATT_MAXP};
             for (size_t pi = 0; pi < sizeof npos / sizeof npos[0]; pi++) {
                 int n = npos[pi];
-                for (size_t i = 0; i < (size_t)MAXP * STRIDE; i++) {
-                    kc[i] = quant_f32_to_f16(frand());
-                    vc[i] = quant_f32_to_f16(frand());
-                }
-                for (size_t i = 0; i < hd; i++)
-                    q16[i] = quant_f32_to_f16(2 * frand());
-                float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
-                for (int p = 0; p < n; p++) {
-                    sc[p] = k->dot[GGML_TYPE_F16](hd, kc + (size_t)p * STRIDE, q16) * scale;
-                    mx = sc[p] > mx ? sc[p] : mx;
-                }
-                double sum = 0;
-                for (int p = 0; p < n; p++) {
-                    sc[p] = expf(sc[p] - mx);
-                    sum += sc[p];
-                }
-                float inv = (float)(1.0 / sum);
-                memset(want, 0, sizeof want);
-                for (int p = 0; p < n; p++)
-                    k->axpy_f16(hd, sc[p] * inv, vc + (size_t)p * STRIDE, want);
-                k->att_small(hd, q16, kc, vc, STRIDE, n, scale, sc, out);
+                att_fill(hd);
+                float scale = 1.0f / sqrtf((float)hd);
+                att_loop(k, hd, att_q, att_k, att_v, ATT_STRIDE, n, scale, sc, want);
+                k->att_small(hd, att_q, att_k, att_v, ATT_STRIDE, n, scale, sc, out);
                 for (size_t i = 0; i < hd; i++)
                     if (fabsf(out[i] - want[i]) > 1e-6f * (1 + fabsf(want[i])))
                         TT_FAIL_("%s hd=%zu n=%d [%zu]: %.9g vs %.9g", k->name, hd, n, i, out[i],
@@ -497,6 +513,38 @@ TT_TEST(att_small_matches_loop)
         }
     }
     printf("     (%d levels with a small-head attention kernel)\n", tested);
+}
+
+/* The 64/128-wide head kernel gives the loop's bits exactly (no scalar
+ * tails at these widths), with any compiler; a score of -inf (a masked
+ * position in other engines) and ties in the maximum included. */
+TT_TEST(att_wide_matches_loop_bits)
+{
+    static float sc[ATT_MAXP], out[128], want[128];
+    const char *levels[] = {"avx2", "avx512", "amx", "neon", "neon-dotprod"};
+    int tested = 0;
+    for (size_t lv = 0; lv < sizeof levels / sizeof levels[0]; lv++) {
+        const struct quant_kernels *k = quant_kernels_named(levels[lv]);
+        if (!k || !k->att_wide)
+            continue;
+        tested++;
+        for (size_t hd = 64; hd <= 128; hd += 64) {
+            const int npos[] = {1, 2, 15, 16, 17, 31, 100, ATT_MAXP};
+            for (size_t pi = 0; pi < sizeof npos / sizeof npos[0]; pi++) {
+                int n = npos[pi];
+                att_fill(hd);
+                if (pi == 3) /* two equal keys: a tie for the maximum */
+                    memcpy(att_k + ATT_STRIDE, att_k, hd * sizeof *att_k);
+                float scale = 1.0f / sqrtf((float)hd);
+                att_loop(k, hd, att_q, att_k, att_v, ATT_STRIDE, n, scale, sc, want);
+                k->att_wide(hd, att_q, att_k, att_v, ATT_STRIDE, n, scale, sc, out);
+                if (memcmp(out, want, hd * sizeof *out))
+                    TT_FAIL_("%s hd=%zu n=%d: not the loop's bits (%.9g vs %.9g)", k->name, hd, n,
+                             out[0], want[0]);
+            }
+        }
+    }
+    printf("     (%d levels with a wide-head attention kernel)\n", tested);
 }
 
 /* AMX panel kernels (16 weight rows a call through the tile unit) against
@@ -509,8 +557,7 @@ TT_TEST(amx_panels_match_avx512_bits)
     enum { R = 16, C = 32 };
     static float x[N], a[N];
     static uint8_t qa[C][N * 4], pa[2][QUANT_PANEL_BYTES(N)];
-    const struct quant_kernels *k = quant_kernels_named("amx"),
-                               *v = quant_kernels_named("avx512");
+    const struct quant_kernels *k = quant_kernels_named("amx"), *v = quant_kernels_named("avx512");
     const uint32_t types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q8_0};
     if (!k) {
         printf("     (no AMX on this CPU)\n");
@@ -645,5 +692,5 @@ TT_TEST(amx_k_panels_match_avx512_bits)
 TT_MAIN(TT_CASE(f16_conversion), TT_CASE(round_trips), TT_CASE(dot_matches_dequantized),
         TT_CASE(simd_matches_scalar), TT_CASE(tiles_match_scalar), TT_CASE(panels_match_scalar),
         TT_CASE(k_panels_match_tiles_bits), TT_CASE(f32_odd_lengths),
-        TT_CASE(att_small_matches_loop), TT_CASE(amx_panels_match_avx512_bits),
-        TT_CASE(amx_k_panels_match_avx512_bits))
+        TT_CASE(att_small_matches_loop), TT_CASE(att_wide_matches_loop_bits),
+        TT_CASE(amx_panels_match_avx512_bits), TT_CASE(amx_k_panels_match_avx512_bits))

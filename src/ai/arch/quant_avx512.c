@@ -30,7 +30,6 @@ static float f16_lut[65536];
  * better and sometimes worse. */
 #define PF_AHEAD 8192
 
-
 TGT static inline float hsum8(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -99,26 +98,26 @@ TGT static float dot_q4_0(size_t n, const void *wv, const void *av)
  * loaded, unpacked and made absolute once for all rows. Each row's sum runs
  * in the same order as dot_q8_0 so that batched and single-token results
  * agree bit for bit. */
-#define DOT4_BODY(WBYTES)                                                                 \
-    const blk_q8_0 *ys[4];                                                                \
-    for (int r = 0; r < 4; r++)                                                           \
-        ys[r] = (const blk_q8_0 *)((const uint8_t *)av + (size_t)(r < nr ? r : 0) * stride); \
-    size_t nb = n / QK, i = 0;                                                            \
-    __m256 acc[4][2];                                                                     \
-    for (int r = 0; r < 4; r++)                                                           \
-        acc[r][0] = acc[r][1] = _mm256_setzero_ps();                                      \
-    for (; i < nb; i++) {                                                                 \
-        __m256i w = WBYTES;                                                               \
-        __m256i aw = _mm256_abs_epi8(w);                                                  \
-        float dw = f16_lut[x[i].d];                                                       \
-        for (int r = 0; r < 4; r++) {                                                     \
-            __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw,                   \
-                                            _mm256_sign_epi8(LDY(ys[r][i].qs), w));       \
-            acc[r][i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16_lut[ys[r][i].d]),      \
-                                            _mm256_cvtepi32_ps(p), acc[r][i & 1]);        \
-        }                                                                                 \
-    }                                                                                     \
-    for (int r = 0; r < nr; r++)                                                          \
+#define DOT4_BODY(WBYTES)                                                                          \
+    const blk_q8_0 *ys[4];                                                                         \
+    for (int r = 0; r < 4; r++)                                                                    \
+        ys[r] = (const blk_q8_0 *)((const uint8_t *)av + (size_t)(r < nr ? r : 0) * stride);       \
+    size_t nb = n / QK, i = 0;                                                                     \
+    __m256 acc[4][2];                                                                              \
+    for (int r = 0; r < 4; r++)                                                                    \
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();                                               \
+    for (; i < nb; i++) {                                                                          \
+        __m256i w = WBYTES;                                                                        \
+        __m256i aw = _mm256_abs_epi8(w);                                                           \
+        float dw = f16_lut[x[i].d];                                                                \
+        for (int r = 0; r < 4; r++) {                                                              \
+            __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw,                            \
+                                            _mm256_sign_epi8(LDY(ys[r][i].qs), w));                \
+            acc[r][i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16_lut[ys[r][i].d]),              \
+                                            _mm256_cvtepi32_ps(p), acc[r][i & 1]);                 \
+        }                                                                                          \
+    }                                                                                              \
+    for (int r = 0; r < nr; r++)                                                                   \
         out[r] = hsum8(_mm256_add_ps(acc[r][0], acc[r][1]));
 
 TGT static void dot4_q8_0(size_t n, const void *wv, const void *av, size_t stride, int nr,
@@ -195,9 +194,9 @@ TGT static void tile_prep_q4_0(const void *aq, void *dst, size_t n)
     uint8_t *o = dst;
     for (size_t i = 0; i < n / QK; i += 2, o += 192) {
         __m256i a0 = LDY(y[i].qs), a1 = LDY(y[i + 1].qs);
-        __m512i q = _mm512_inserti64x4(
-            _mm512_castsi256_si512(_mm256_permute2x128_si256(a0, a1, 0x20)),
-            _mm256_permute2x128_si256(a0, a1, 0x31), 1);
+        __m512i q =
+            _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_permute2x128_si256(a0, a1, 0x20)),
+                               _mm256_permute2x128_si256(a0, a1, 0x31), 1);
         _mm512_storeu_si512(o, q);
         __m512 d = _mm512_mask_blend_ps(0xF0F0, _mm512_set1_ps(f16_lut[y[i].d]),
                                         _mm512_set1_ps(f16_lut[y[i + 1].d]));
@@ -225,9 +224,10 @@ TGT static void tile_prep_q8_0(const void *aq, void *dst, size_t n)
 
 /* The body for NC columns; Q4 selects the weight format. Inlined with
  * constant NC and Q4 so that the accumulators live in registers. */
-TGT static inline __attribute__((always_inline)) void
-tile_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y, size_t ys,
-          const int NC, const int Q4)
+TGT static inline __attribute__((always_inline)) void tile_body(size_t n, const uint8_t *w,
+                                                                size_t ws, const uint8_t *a,
+                                                                size_t as, float *y, size_t ys,
+                                                                const int NC, const int Q4)
 {
     __m512 acc[4][4];
     TILE_UNROLL
@@ -249,12 +249,14 @@ tile_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, fl
             uint16_t h0, h1;
             memcpy(&h0, b0, 2);
             memcpy(&h1, b1, 2);
-            dw[r] = _mm512_mask_blend_ps(hi, _mm512_set1_ps(f16_lut[h0]), _mm512_set1_ps(f16_lut[h1]));
+            dw[r] =
+                _mm512_mask_blend_ps(hi, _mm512_set1_ps(f16_lut[h0]), _mm512_set1_ps(f16_lut[h1]));
             if (Q4) {
                 __m256i v = _mm256_inserti128_si256(
                     _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(b0 + 2))),
                     _mm_loadu_si128((const __m128i *)(b1 + 2)), 1);
-                __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1);
+                __m512i z =
+                    _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1);
                 wq[r] = _mm512_and_si512(z, _mm512_set1_epi8(0xF));
                 nb[r] = _mm512_setzero_si512();
             } else {
@@ -272,10 +274,10 @@ tile_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, fl
             __m512i ab = _mm512_loadu_si512(ap + 128);
             TILE_UNROLL
             for (int r = 0; r < 4; r++) {
-                __m512i pr = Q4 ? _mm512_dpbusd_epi32(ab, wq[r], av)
-                                : _mm512_dpbusd_epi32(nb[r], av, wq[r]);
-                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(dw[r], da),
-                                            acc[r][c]);
+                __m512i pr =
+                    Q4 ? _mm512_dpbusd_epi32(ab, wq[r], av) : _mm512_dpbusd_epi32(nb[r], av, wq[r]);
+                acc[r][c] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(dw[r], da), acc[r][c]);
             }
         }
     }
@@ -287,16 +289,24 @@ tile_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, fl
     }
 }
 
-#define TILE_FN(NAME, Q4)                                                                     \
-    TGT static void NAME(size_t n, const void *w, size_t ws, const void *a, size_t as, int nc, \
-                         float *y, size_t ys)                                                  \
-    {                                                                                          \
-        switch (nc) {                                                                          \
-        case 1: tile_body(n, w, ws, a, as, y, ys, 1, Q4); break;                               \
-        case 2: tile_body(n, w, ws, a, as, y, ys, 2, Q4); break;                               \
-        case 3: tile_body(n, w, ws, a, as, y, ys, 3, Q4); break;                               \
-        default: tile_body(n, w, ws, a, as, y, ys, 4, Q4); break;                              \
-        }                                                                                      \
+#define TILE_FN(NAME, Q4)                                                                          \
+    TGT static void NAME(size_t n, const void *w, size_t ws, const void *a, size_t as, int nc,     \
+                         float *y, size_t ys)                                                      \
+    {                                                                                              \
+        switch (nc) {                                                                              \
+        case 1:                                                                                    \
+            tile_body(n, w, ws, a, as, y, ys, 1, Q4);                                              \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            tile_body(n, w, ws, a, as, y, ys, 2, Q4);                                              \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            tile_body(n, w, ws, a, as, y, ys, 3, Q4);                                              \
+            break;                                                                                 \
+        default:                                                                                   \
+            tile_body(n, w, ws, a, as, y, ys, 4, Q4);                                              \
+            break;                                                                                 \
+        }                                                                                          \
     }
 TILE_FN(tile4_q4_0, 1)
 TILE_FN(tile4_q8_0, 0)
@@ -320,9 +330,10 @@ TGT static inline __m128 hsum4x16(__m512 a, __m512 b, __m512 c, __m512 d)
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-TGT static inline __attribute__((always_inline)) void
-tile_f32_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y,
-              size_t ys, const int NC)
+TGT static inline __attribute__((always_inline)) void tile_f32_body(size_t n, const uint8_t *w,
+                                                                    size_t ws, const uint8_t *a,
+                                                                    size_t as, float *y, size_t ys,
+                                                                    const int NC)
 {
     __m512 acc[4][4];
     TILE_UNROLL
@@ -355,10 +366,18 @@ TGT static void tile4_f32(size_t n, const void *w, size_t ws, const void *a, siz
                           float *y, size_t ys)
 {
     switch (nc) {
-    case 1: tile_f32_body(n, w, ws, a, as, y, ys, 1); break;
-    case 2: tile_f32_body(n, w, ws, a, as, y, ys, 2); break;
-    case 3: tile_f32_body(n, w, ws, a, as, y, ys, 3); break;
-    default: tile_f32_body(n, w, ws, a, as, y, ys, 4); break;
+    case 1:
+        tile_f32_body(n, w, ws, a, as, y, ys, 1);
+        break;
+    case 2:
+        tile_f32_body(n, w, ws, a, as, y, ys, 2);
+        break;
+    case 3:
+        tile_f32_body(n, w, ws, a, as, y, ys, 3);
+        break;
+    default:
+        tile_f32_body(n, w, ws, a, as, y, ys, 4);
+        break;
     }
 }
 
@@ -403,9 +422,10 @@ TGT static inline __m128i hsum4_epi32_256(__m256i a, __m256i b, __m256i c, __m25
  * per pair, acc = fma(I, d*da, acc), acc = fnmadd(M, dmin*da, acc): the
  * arithmetic of the panel kernel (gemm_q4_K), so batched prompts and single
  * tokens give the same bits. */
-TGT static inline __attribute__((always_inline)) void
-tile_q4_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y,
-               size_t ys, const int NC)
+TGT static inline __attribute__((always_inline)) void tile_q4_K_body(size_t n, const uint8_t *w,
+                                                                     size_t ws, const uint8_t *a,
+                                                                     size_t as, float *y, size_t ys,
+                                                                     const int NC)
 {
     __m128 acc[2];
     TILE_UNROLL
@@ -443,7 +463,8 @@ tile_q4_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t a
             __m512i av[2];
             TILE_UNROLL
             for (int c = 0; c < NC; c++)
-                av[c] = _mm512_loadu_si512(((const blk_q8_K *)(a + (size_t)c * as) + b)->qs + 64 * ch);
+                av[c] =
+                    _mm512_loadu_si512(((const blk_q8_K *)(a + (size_t)c * as) + b)->qs + 64 * ch);
             TILE_UNROLL
             for (int r = 0; r < 4; r++) {
                 const blk_q4_K *x = (const blk_q4_K *)(w + (size_t)r * ws) + b;
@@ -463,8 +484,9 @@ tile_q4_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t a
             __m128 da = _mm_set1_ps(yb->d);
             __m256i bs = LDY(yb->bsums);
             __m128i I = hsum4_epi32(isum[0][c], isum[1][c], isum[2][c], isum[3][c]);
-            __m128i M = hsum4_epi32_256(_mm256_madd_epi16(bs, mn16[0]), _mm256_madd_epi16(bs, mn16[1]),
-                                        _mm256_madd_epi16(bs, mn16[2]), _mm256_madd_epi16(bs, mn16[3]));
+            __m128i M =
+                hsum4_epi32_256(_mm256_madd_epi16(bs, mn16[0]), _mm256_madd_epi16(bs, mn16[1]),
+                                _mm256_madd_epi16(bs, mn16[2]), _mm256_madd_epi16(bs, mn16[3]));
             acc[c] = _mm_fmadd_ps(_mm_cvtepi32_ps(I), _mm_mul_ps(da, dw4), acc[c]);
             acc[c] = _mm_fnmadd_ps(_mm_cvtepi32_ps(M), _mm_mul_ps(da, dm4), acc[c]);
         }
@@ -494,9 +516,10 @@ TGT static void tile4_q4_K(size_t n, const void *w, size_t ws, const void *a, si
  * is reduced per (row, column) and goes into one float chain per pair,
  * acc = fma(I, d*da, acc): the arithmetic of the panel kernel (gemm_q6_K),
  * so batched prompts and single tokens give the same bits. */
-TGT static inline __attribute__((always_inline)) void
-tile_q6_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y,
-               size_t ys, const int NC)
+TGT static inline __attribute__((always_inline)) void tile_q6_K_body(size_t n, const uint8_t *w,
+                                                                     size_t ws, const uint8_t *a,
+                                                                     size_t as, float *y, size_t ys,
+                                                                     const int NC)
 {
     __m128 acc[2];
     TILE_UNROLL
@@ -542,8 +565,9 @@ tile_q6_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t a
                 __m512i z[2];
                 z[0] = _mm512_or_si512(_mm512_and_si512(L, m4),
                                        _mm512_slli_epi16(_mm512_and_si512(H, m3), 4));
-                z[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
-                                       _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 4), m3), 4));
+                z[1] = _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                    _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 4), m3), 4));
                 TILE_UNROLL
                 for (int kk = 0; kk < 2; kk++) {
                     const int ch = 2 * h + kk;
@@ -556,8 +580,8 @@ tile_q6_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t a
                     __m512i s = _mm512_permutexvar_epi16(idx, sc16[r]);
                     TILE_UNROLL
                     for (int c = 0; c < NC; c++) {
-                        __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(z[kk], av[c][kk]),
-                                                     corr[c][kk]);
+                        __m512i p =
+                            _mm512_sub_epi16(_mm512_maddubs_epi16(z[kk], av[c][kk]), corr[c][kk]);
                         isum[r][c] = _mm512_dpwssd_epi32(isum[r][c], p, s);
                     }
                 }
@@ -593,8 +617,10 @@ TGT static void axpy_f16(size_t n, float s, const uint16_t *v, float *out)
     __m512 sv = _mm512_set1_ps(s);
     size_t i = 0;
     for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(out + i, _mm512_fmadd_ps(sv, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + i))),
-                                                  _mm512_loadu_ps(out + i)));
+        _mm512_storeu_ps(
+            out + i,
+            _mm512_fmadd_ps(sv, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + i))),
+                            _mm512_loadu_ps(out + i)));
     for (; i < n; i++)
         out[i] += s * f16_lut[v[i]];
 }
@@ -620,10 +646,10 @@ TGT static void dot4_f32(size_t n, const void *wv, const void *av, size_t stride
     __m512 s00 = z, s01 = z, s02 = z, s03 = z, s10 = z, s11 = z, s12 = z, s13 = z;
     __m512 s20 = z, s21 = z, s22 = z, s23 = z, s30 = z, s31 = z, s32 = z, s33 = z;
 #define LD _mm512_loadu_ps
-#define FMA4(r, a)                                                                        \
-    s##r##0 = _mm512_fmadd_ps(w0, LD(a + i), s##r##0);                                   \
-    s##r##1 = _mm512_fmadd_ps(w1, LD(a + i + 16), s##r##1);                              \
-    s##r##2 = _mm512_fmadd_ps(w2, LD(a + i + 32), s##r##2);                              \
+#define FMA4(r, a)                                                                                 \
+    s##r##0 = _mm512_fmadd_ps(w0, LD(a + i), s##r##0);                                             \
+    s##r##1 = _mm512_fmadd_ps(w1, LD(a + i + 16), s##r##1);                                        \
+    s##r##2 = _mm512_fmadd_ps(w2, LD(a + i + 32), s##r##2);                                        \
     s##r##3 = _mm512_fmadd_ps(w3, LD(a + i + 48), s##r##3);
     size_t i = 0;
     for (; i + 64 <= n; i += 64) {
@@ -668,6 +694,30 @@ TGT static void dot4_f32(size_t n, const void *wv, const void *av, size_t stride
  * blocks and rounds twice in its scalar tail. Absent chunks are zeros, which
  * add exactly, so the result has the same bits as the per-position loop when
  * gcc builds it (clang may contract that scalar tail into an FMA). */
+/* Softmax of the @n_pos scores in place, as the per-position loop does it:
+ * the maximum (exact in any order, so 16 lanes wide; a NaN score is skipped
+ * either way), expf of each score less it, and their sum in double, in
+ * order, as its own loop (fused with the calls to expf, the sum was spilled
+ * around every one). Returns 1 / sum as a float, the scale of each weight. */
+TGT static inline float softmax_scores(float *sc, int n_pos)
+{
+    __m512 m16 = _mm512_set1_ps(-INFINITY);
+    int p0 = 0;
+    for (; p0 + 16 <= n_pos; p0 += 16)
+        m16 = _mm512_max_ps(_mm512_loadu_ps(sc + p0), m16);
+    if (p0 < n_pos) {
+        __mmask16 mk = (__mmask16)((1u << (n_pos - p0)) - 1);
+        m16 = _mm512_mask_max_ps(m16, mk, _mm512_maskz_loadu_ps(mk, sc + p0), m16);
+    }
+    float mx = _mm512_reduce_max_ps(m16);
+    for (int p = 0; p < n_pos; p++)
+        sc[p] = expf(sc[p] - mx);
+    double sum = 0;
+    for (int p = 0; p < n_pos; p++)
+        sum += sc[p];
+    return (float)(1.0 / sum);
+}
+
 /* 8 f16 values as 8 floats */
 #define LDH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 
@@ -688,34 +738,15 @@ att_small_body(int nc, const uint16_t *q16, const uint16_t *k, const uint16_t *v
             x[c] = c < nc ? _mm256_mul_ps(LDH(kr + 8 * c), q[c]) : z;
         sc[p] = hsum8(_mm256_add_ps(_mm256_add_ps(x[1], x[3]), _mm256_add_ps(x[0], x[2]))) * scale;
     }
-    /* the maximum in its own pass, 16 lanes wide: in the loop above it was a
-     * chain of dependent compares, one per position (max is exact in any
-     * order; a NaN score is skipped either way) */
-    __m512 m16 = _mm512_set1_ps(-INFINITY);
-    int p0 = 0;
-    for (; p0 + 16 <= n_pos; p0 += 16)
-        m16 = _mm512_max_ps(_mm512_loadu_ps(sc + p0), m16);
-    if (p0 < n_pos) {
-        __mmask16 mk = (__mmask16)((1u << (n_pos - p0)) - 1);
-        m16 = _mm512_mask_max_ps(m16, mk, _mm512_maskz_loadu_ps(mk, sc + p0), m16);
-    }
-    float mx = _mm512_reduce_max_ps(m16);
-    /* exp and the sum (in order, in double) as two loops: fused, the sum
-     * was spilled around every expf call */
-    for (int p = 0; p < n_pos; p++)
-        sc[p] = expf(sc[p] - mx);
-    double sum = 0;
-    for (int p = 0; p < n_pos; p++)
-        sum += sc[p];
-    float inv = (float)(1.0 / sum);
+    float inv = softmax_scores(sc, n_pos);
     int fused = nc & ~1; /* chunks inside whole 16-lane blocks of axpy_f16 */
     for (int p = 0; p < n_pos; p++) {
         const uint16_t *vr = v + (size_t)p * stride;
         __m256 s = _mm256_set1_ps(sc[p] * inv);
         for (int c = 0; c < nc; c++) {
             __m256 x = LDH(vr + 8 * c);
-            o[c] = c < fused ? _mm256_fmadd_ps(s, x, o[c])
-                             : _mm256_add_ps(o[c], _mm256_mul_ps(s, x));
+            o[c] =
+                c < fused ? _mm256_fmadd_ps(s, x, o[c]) : _mm256_add_ps(o[c], _mm256_mul_ps(s, x));
         }
     }
     for (int c = 0; c < nc; c++)
@@ -728,11 +759,76 @@ TGT static void att_small(size_t hd, const uint16_t *q16, const uint16_t *k, con
 {
     /* one body per head size, so that the chunk loops unroll into registers */
     switch (hd) {
-    case 8: att_small_body(1, q16, k, v, stride, n_pos, scale, sc, out); break;
-    case 16: att_small_body(2, q16, k, v, stride, n_pos, scale, sc, out); break;
-    case 24: att_small_body(3, q16, k, v, stride, n_pos, scale, sc, out); break;
-    case 32: att_small_body(4, q16, k, v, stride, n_pos, scale, sc, out); break;
-    default: break; /* the caller only passes these */
+    case 8:
+        att_small_body(1, q16, k, v, stride, n_pos, scale, sc, out);
+        break;
+    case 16:
+        att_small_body(2, q16, k, v, stride, n_pos, scale, sc, out);
+        break;
+    case 24:
+        att_small_body(3, q16, k, v, stride, n_pos, scale, sc, out);
+        break;
+    case 32:
+        att_small_body(4, q16, k, v, stride, n_pos, scale, sc, out);
+        break;
+    default:
+        break; /* the caller only passes these */
+    }
+}
+
+/* ---- attention for 64- and 128-wide heads (quant_att_fn) ----
+ * The heads of real models (Llama 3.2 1B, Qwen2.5, SmolLM2: 64; 8B models:
+ * 128). One token's attention costs a dot_f16 and an axpy_f16 call per
+ * position and head; at a few hundred positions those calls took a
+ * quarter of a 220M model's generation time. This keeps q and the output
+ * row in registers and does the loop's own arithmetic: dot_f16's two
+ * accumulators over 32-element steps and its reduction, the softmax in the
+ * same order (exp, then the sum in double), and axpy_f16's fused
+ * multiply-add per 16 lanes, so the bits are those of the loop. */
+#define LDH16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+
+TGT static inline __attribute__((always_inline)) void
+att_wide_body(int nc, const uint16_t *q16, const uint16_t *k, const uint16_t *v, size_t stride,
+              int n_pos, float scale, float *sc, float *out)
+{
+    __m512 q[8], o[8];
+    for (int c = 0; c < nc; c++) {
+        q[c] = LDH16(q16 + 16 * c);
+        o[c] = _mm512_setzero_ps();
+    }
+    for (int p = 0; p < n_pos; p++) {
+        const uint16_t *kr = k + (size_t)p * stride;
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+        for (int c = 0; c < nc; c += 2) {
+            s0 = _mm512_fmadd_ps(LDH16(kr + 16 * c), q[c], s0);
+            s1 = _mm512_fmadd_ps(LDH16(kr + 16 * c + 16), q[c + 1], s1);
+        }
+        sc[p] = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) * scale;
+    }
+    float inv = softmax_scores(sc, n_pos);
+    for (int p = 0; p < n_pos; p++) {
+        const uint16_t *vr = v + (size_t)p * stride;
+        __m512 sv = _mm512_set1_ps(sc[p] * inv);
+        for (int c = 0; c < nc; c++)
+            o[c] = _mm512_fmadd_ps(sv, LDH16(vr + 16 * c), o[c]);
+    }
+    for (int c = 0; c < nc; c++)
+        _mm512_storeu_ps(out + 16 * c, o[c]);
+}
+#undef LDH16
+
+TGT static void att_wide(size_t hd, const uint16_t *q16, const uint16_t *k, const uint16_t *v,
+                         size_t stride, int n_pos, float scale, float *sc, float *out)
+{
+    switch (hd) { /* one body per width, so that q and out stay in registers */
+    case 64:
+        att_wide_body(4, q16, k, v, stride, n_pos, scale, sc, out);
+        break;
+    case 128:
+        att_wide_body(8, q16, k, v, stride, n_pos, scale, sc, out);
+        break;
+    default:
+        break; /* the caller only passes these */
     }
 }
 
@@ -814,9 +910,10 @@ TGT static inline __attribute__((always_inline)) void panel_store(const __m512 *
             y[(size_t)t * ys + r] = tmp[r][t];
 }
 
-TGT static inline __attribute__((always_inline)) void
-gemm_q8_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt, float *y, size_t ys,
-             const int NR, const int Q4)
+TGT static inline __attribute__((always_inline)) void gemm_q8_body(size_t n, const uint8_t *w,
+                                                                   size_t ws, const uint8_t *pa,
+                                                                   int nt, float *y, size_t ys,
+                                                                   const int NR, const int Q4)
 {
     __m512 acc[4];
     for (int r = 0; r < NR; r++)
@@ -845,27 +942,36 @@ gemm_q8_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt, f
                 s = bias;
                 for (int j = 0; j < 8; j++)
                     s = _mm512_dpbusd_epi32(
-                        s, _mm512_xor_si512(_mm512_set1_epi32((int)ld32(x + 2 + 4 * j)), c80), av[j]);
+                        s, _mm512_xor_si512(_mm512_set1_epi32((int)ld32(x + 2 + 4 * j)), c80),
+                        av[j]);
             }
             uint16_t h;
             memcpy(&h, x, 2);
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(da, _mm512_set1_ps(f16_lut[h])),
-                                     acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
+                                     _mm512_mul_ps(da, _mm512_set1_ps(f16_lut[h])), acc[r]);
         }
     }
     panel_store(acc, NR, nt, y, ys);
 }
 
-#define GEMM_FN(NAME, BODY, Q4)                                                                   \
-    TGT static void NAME(size_t n, const void *w, size_t ws, int nr, const void *pa, int nt,      \
-                         float *y, size_t ys)                                                     \
-    {                                                                                             \
-        switch (nr) {                                                                             \
-        case 1: BODY(n, w, ws, pa, nt, y, ys, 1, Q4); break;                                      \
-        case 2: BODY(n, w, ws, pa, nt, y, ys, 2, Q4); break;                                      \
-        case 3: BODY(n, w, ws, pa, nt, y, ys, 3, Q4); break;                                      \
-        default: BODY(n, w, ws, pa, nt, y, ys, 4, Q4); break;                                     \
-        }                                                                                         \
+#define GEMM_FN(NAME, BODY, Q4)                                                                    \
+    TGT static void NAME(size_t n, const void *w, size_t ws, int nr, const void *pa, int nt,       \
+                         float *y, size_t ys)                                                      \
+    {                                                                                              \
+        switch (nr) {                                                                              \
+        case 1:                                                                                    \
+            BODY(n, w, ws, pa, nt, y, ys, 1, Q4);                                                  \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            BODY(n, w, ws, pa, nt, y, ys, 2, Q4);                                                  \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            BODY(n, w, ws, pa, nt, y, ys, 3, Q4);                                                  \
+            break;                                                                                 \
+        default:                                                                                   \
+            BODY(n, w, ws, pa, nt, y, ys, 4, Q4);                                                  \
+            break;                                                                                 \
+        }                                                                                          \
     }
 GEMM_FN(gemm_q8_0, gemm_q8_body, 0)
 GEMM_FN(gemm_q4_0, gemm_q8_body, 1)
@@ -887,8 +993,9 @@ GEMM_FN(gemm_q4_0, gemm_q8_body, 1)
  * neither that tileloadd reads memory nor that ldtilecfg reads all 64
  * bytes, so the stores feeding them could be moved or dropped. */
 
-#define TGT_AMX                                                                                   \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,amx-tile,amx-int8")))
+#define TGT_AMX                                                                                    \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,amx-tile,amx-"       \
+                          "int8")))
 
 struct amx_cfg {
     uint8_t palette, start_row, zero[14];
@@ -930,14 +1037,14 @@ TGT_AMX static inline void amx_config(int which)
 /* Tile loads and stores name the memory they touch (a 16x32 A buffer, a
  * 16x16 C buffer) rather than clobber all of it, so that acc[] can stay in
  * registers across them; the volatile asm keeps them in order. */
-#define AMX_LOAD(T, P, S)                                                                         \
-    __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #T ::"r"(P), "r"((long)(S)),                    \
+#define AMX_LOAD(T, P, S)                                                                          \
+    __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #T ::"r"(P), "r"((long)(S)),                     \
                      "m"(*(const uint8_t(*)[16][32])(P)))
 
 /* acc[m] (lane t: token t) -> y[t*ys + m] for t < nt: a 16x16 transpose in
  * registers (64 shuffles), then one store per token. */
-TGT_AMX static inline __attribute__((always_inline)) void
-amx_store(const __m512 *acc, int nt, float *y, size_t ys)
+TGT_AMX static inline __attribute__((always_inline)) void amx_store(const __m512 *acc, int nt,
+                                                                    float *y, size_t ys)
 {
     __m512 t[16], u[16];
 #pragma GCC unroll 8
@@ -974,15 +1081,15 @@ amx_store(const __m512 *acc, int nt, float *y, size_t ys)
  * quants @AS bytes apart, B the panel block @PA. Two sets of tiles (0-2,
  * 3-5) alternate by block, so that a block's tile work need not wait for
  * the previous block's C to be stored. */
-#define AMX_BLOCK(TC, TA, TB, A, AS, PA, C)                                                       \
-    do {                                                                                          \
-        __asm__ volatile("tilezero %%tmm" #TC ::);                                                \
-        AMX_LOAD(TA, A, AS);                                                                      \
-        AMX_LOAD(TB, PA, 64);                                                                     \
-        __asm__ volatile("tdpbssd %%tmm" #TB ", %%tmm" #TA ", %%tmm" #TC ::);                     \
-        __asm__ volatile("tilestored %%tmm" #TC ", (%1,%2,1)"                                     \
-                         : "=m"(*(int32_t(*)[16][16])(C))                                         \
-                         : "r"(C), "r"(64L));                                                     \
+#define AMX_BLOCK(TC, TA, TB, A, AS, PA, C)                                                        \
+    do {                                                                                           \
+        __asm__ volatile("tilezero %%tmm" #TC ::);                                                 \
+        AMX_LOAD(TA, A, AS);                                                                       \
+        AMX_LOAD(TB, PA, 64);                                                                      \
+        __asm__ volatile("tdpbssd %%tmm" #TB ", %%tmm" #TA ", %%tmm" #TC ::);                      \
+        __asm__ volatile("tilestored %%tmm" #TC ", (%1,%2,1)"                                      \
+                         : "=m"(*(int32_t(*)[16][16])(C))                                          \
+                         : "r"(C), "r"(64L));                                                      \
     } while (0)
 
 /* acc[m] += float(c[m]) * (da * d of row m's block at x + m*ws): the float
@@ -1004,7 +1111,7 @@ amx_float(__m512 *acc, const int32_t (*c)[16], const uint8_t *pa, const uint8_t 
  * nibbles (elements 0..15) then the high ones, as signed q - 8. Done a group
  * ahead of the tile loads that read them, which would otherwise wait for
  * the stores just made. */
-#define AMX_GROUP 16  /* blocks unpacked at a time: 8 KB */
+#define AMX_GROUP  16 /* blocks unpacked at a time: 8 KB */
 #define AMX_PANELS 8  /* panels whose sums stay in acc_mem: 8 KB */
 TGT_AMX static inline __attribute__((always_inline)) void
 amx_unpack_q4(const uint8_t *w, size_t ws, size_t b0, size_t b1, uint8_t (*a4)[16][32])
@@ -1103,19 +1210,19 @@ gemm_amx_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt, 
 /* 16 rows through the tile unit, all the tokens in one call; a shorter
  * tail (the last rows of a matrix whose height is no multiple of 16)
  * through the VNNI kernel, 4 rows and one panel at a time. */
-#define GEMM_AMX_FN(NAME, VNNI, BODY, ARG)                                                        \
-    TGT_AMX static void NAME(size_t n, const void *w, size_t ws, int nr, const void *pa, int nt,  \
-                             float *y, size_t ys)                                                 \
-    {                                                                                             \
-        if (nr == 16) {                                                                           \
-            BODY(n, w, ws, pa, nt, y, ys, ARG);                                                   \
-            return;                                                                               \
-        }                                                                                         \
-        for (int c = 0; c < nt; c += 16)                                                          \
-            for (int r = 0; r < nr; r += 4)                                                       \
-                VNNI(n, (const uint8_t *)w + (size_t)r * ws, ws, nr - r < 4 ? nr - r : 4,         \
-                     (const uint8_t *)pa + (size_t)(c / 16) * QUANT_PANEL_BYTES(n),               \
-                     nt - c < 16 ? nt - c : 16, y + (size_t)c * ys + r, ys);                      \
+#define GEMM_AMX_FN(NAME, VNNI, BODY, ARG)                                                         \
+    TGT_AMX static void NAME(size_t n, const void *w, size_t ws, int nr, const void *pa, int nt,   \
+                             float *y, size_t ys)                                                  \
+    {                                                                                              \
+        if (nr == 16) {                                                                            \
+            BODY(n, w, ws, pa, nt, y, ys, ARG);                                                    \
+            return;                                                                                \
+        }                                                                                          \
+        for (int c = 0; c < nt; c += 16)                                                           \
+            for (int r = 0; r < nr; r += 4)                                                        \
+                VNNI(n, (const uint8_t *)w + (size_t)r * ws, ws, nr - r < 4 ? nr - r : 4,          \
+                     (const uint8_t *)pa + (size_t)(c / 16) * QUANT_PANEL_BYTES(n),                \
+                     nt - c < 16 ? nt - c : 16, y + (size_t)c * ys + r, ys);                       \
     }
 GEMM_AMX_FN(gemm_q8_0_amx, gemm_q8_0, gemm_amx_body, 0)
 GEMM_AMX_FN(gemm_q4_0_amx, gemm_q4_0, gemm_amx_body, 1)
@@ -1169,9 +1276,10 @@ TGT static void panel_prep_q8_K(const void *aq, size_t a_stride, int nt, void *d
     }
 }
 
-TGT static inline __attribute__((always_inline)) void
-gemm_q4_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt, float *y,
-               size_t ys, const int NR, const int unused)
+TGT static inline __attribute__((always_inline)) void gemm_q4_K_body(size_t n, const uint8_t *w,
+                                                                     size_t ws, const uint8_t *pa,
+                                                                     int nt, float *y, size_t ys,
+                                                                     const int NR, const int unused)
 {
     (void)unused;
     __m512 acc[4];
@@ -1188,9 +1296,10 @@ gemm_q4_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt,
             /* the mins: sum_j m_j S_j as int16 pairs */
             M[r] = _mm512_setzero_si512();
             for (int i = 0; i < 4; i++)
-                M[r] = _mm512_dpwssd_epi32(
-                    M[r], _mm512_loadu_si512(pa + PANEL_KS32 + 64 * i),
-                    _mm512_set1_epi32((int)((uint32_t)sm[r][8 + 2 * i] | (uint32_t)sm[r][9 + 2 * i] << 16)));
+                M[r] =
+                    _mm512_dpwssd_epi32(M[r], _mm512_loadu_si512(pa + PANEL_KS32 + 64 * i),
+                                        _mm512_set1_epi32((int)((uint32_t)sm[r][8 + 2 * i] |
+                                                                (uint32_t)sm[r][9 + 2 * i] << 16)));
             I[r] = _mm512_setzero_si512();
         }
         for (int ch = 0; ch < 4; ch++) {
@@ -1205,15 +1314,17 @@ gemm_q4_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt,
                     lo = _mm512_dpbusd_epi32(lo, _mm512_and_si512(bw, c0f), av[i]);
                     hi = _mm512_dpbusd_epi32(hi, _mm512_and_si512(bw, cf0), av[8 + i]);
                 }
-                I[r] = _mm512_add_epi32(I[r], _mm512_mullo_epi32(lo, _mm512_set1_epi32(sm[r][2 * ch])));
-                I[r] = _mm512_add_epi32(I[r], _mm512_mullo_epi32(_mm512_srai_epi32(hi, 4),
-                                                                 _mm512_set1_epi32(sm[r][2 * ch + 1])));
+                I[r] = _mm512_add_epi32(I[r],
+                                        _mm512_mullo_epi32(lo, _mm512_set1_epi32(sm[r][2 * ch])));
+                I[r] = _mm512_add_epi32(I[r],
+                                        _mm512_mullo_epi32(_mm512_srai_epi32(hi, 4),
+                                                           _mm512_set1_epi32(sm[r][2 * ch + 1])));
             }
         }
         for (int r = 0; r < NR; r++) {
             const blk_q4_K *x = (const blk_q4_K *)(w + (size_t)r * ws) + b;
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[r]), _mm512_mul_ps(da, _mm512_set1_ps(f16_lut[x->d])),
-                                     acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[r]),
+                                     _mm512_mul_ps(da, _mm512_set1_ps(f16_lut[x->d])), acc[r]);
             acc[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(M[r]),
                                       _mm512_mul_ps(da, _mm512_set1_ps(f16_lut[x->dmin])), acc[r]);
         }
@@ -1229,9 +1340,10 @@ GEMM_FN(gemm_q4_K, gemm_q4_K_body, 0)
  * integers; the -32 is -32 * sum_j sc_j B_j over the bsums (vpdpwssd on the
  * int16 pairs). The block's integer sum is the tile kernel's
  * (tile_q6_K_body) and so is its float chain: same bits. */
-TGT static inline __attribute__((always_inline)) void
-gemm_q6_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt, float *y,
-               size_t ys, const int NR, const int unused)
+TGT static inline __attribute__((always_inline)) void gemm_q6_K_body(size_t n, const uint8_t *w,
+                                                                     size_t ws, const uint8_t *pa,
+                                                                     int nt, float *y, size_t ys,
+                                                                     const int NR, const int unused)
 {
     (void)unused;
     __m512 acc[4];
@@ -1256,8 +1368,9 @@ gemm_q6_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt,
                                                    _mm512_slli_epi16(_mm512_and_si512(H, m3), 4)));
                 _mm512_store_si512(
                     qv[r] + 128 * h + 64,
-                    _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
-                                    _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 4), m3), 4)));
+                    _mm512_or_si512(
+                        _mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                        _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 4), m3), 4)));
             }
             /* the scales as int16 pairs (for the -32) and as int32 (for the
              * sub-block sums), broadcast from memory below */
@@ -1278,19 +1391,21 @@ gemm_q6_K_body(size_t n, const uint8_t *w, size_t ws, const uint8_t *pa, int nt,
             for (int r = 0; r < NR; r++) {
                 __m512i D0 = _mm512_setzero_si512(), D1 = D0;
                 for (int g = 0; g < 4; g++) {
-                    D0 = _mm512_dpbusd_epi32(D0, _mm512_set1_epi32((int)ld32(qv[r] + 16 * j + 4 * g)),
-                                             av[g]);
-                    D1 = _mm512_dpbusd_epi32(D1, _mm512_set1_epi32((int)ld32(qv[r] + 16 * j + 16 + 4 * g)),
-                                             av[4 + g]);
+                    D0 = _mm512_dpbusd_epi32(
+                        D0, _mm512_set1_epi32((int)ld32(qv[r] + 16 * j + 4 * g)), av[g]);
+                    D1 = _mm512_dpbusd_epi32(
+                        D1, _mm512_set1_epi32((int)ld32(qv[r] + 16 * j + 16 + 4 * g)), av[4 + g]);
                 }
-                I[r] = _mm512_add_epi32(I[r], _mm512_mullo_epi32(D0, _mm512_set1_epi32(sc32[r][j])));
-                I[r] = _mm512_add_epi32(I[r], _mm512_mullo_epi32(D1, _mm512_set1_epi32(sc32[r][j + 1])));
+                I[r] =
+                    _mm512_add_epi32(I[r], _mm512_mullo_epi32(D0, _mm512_set1_epi32(sc32[r][j])));
+                I[r] = _mm512_add_epi32(I[r],
+                                        _mm512_mullo_epi32(D1, _mm512_set1_epi32(sc32[r][j + 1])));
             }
         }
         for (int r = 0; r < NR; r++) {
             const blk_q6_K *x = (const blk_q6_K *)(w + (size_t)r * ws) + b;
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[r]), _mm512_mul_ps(da, _mm512_set1_ps(f16_lut[x->d])),
-                                     acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[r]),
+                                     _mm512_mul_ps(da, _mm512_set1_ps(f16_lut[x->d])), acc[r]);
         }
     }
     panel_store(acc, NR, nt, y, ys);
@@ -1565,6 +1680,7 @@ void quant_kernels_init_avx512(struct quant_kernels *k)
     k->dot4[GGML_TYPE_F32] = dot4_f32;
     k->tile4[GGML_TYPE_F32] = tile4_f32;
     k->att_small = att_small;
+    k->att_wide = att_wide;
     k->act[GGML_TYPE_Q8_K] = act_q8_K;
     k->panel_prep[GGML_TYPE_Q8_0] = panel_prep_q8_0;
     k->panel_prep[GGML_TYPE_Q4_0] = panel_prep_q4_0;
