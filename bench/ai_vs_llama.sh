@@ -4,7 +4,10 @@
 # a shared machine's swings hit all three alike. Prints one line per
 # measurement while it runs, then a table of medians over the rounds:
 # prompt and generation tokens/s of both, kith/llama.cpp, and generation as
-# a share of the bandwidth ceiling (read bandwidth / model bytes).
+# a share of the bandwidth ceiling (read bandwidth / model bytes). Like
+# llama-bench's pp and tg tests, kith's prompt figure is a P-token prompt and
+# its generation figure N tokens generated from an empty context (one token
+# in), so the generation figures of both leave out attention over a prompt.
 #
 #   bench/ai_vs_llama.sh BUILD MODEL.gguf...
 #   env: ROUNDS (3), THREADS ("1 2"), P (128 prompt tokens), N (64 generated),
@@ -44,8 +47,11 @@ for r in $(seq "$ROUNDS"); do
             echo "$r $name ${k%t} bw $v" | tee -a "$raw"
         done
         for t in $THREADS; do
-            j=$("$BUILD/kith" ai bench --model "$m" --threads "$t" -p "$P" -n "$N" --runs "$RUNS" --json)
-            echo "$r $name $t kith $(echo "$j" | json_field pp_tps) $(echo "$j" | json_field tg_tps) $(echo "$j" | json_field model_bytes)" | tee -a "$raw"
+            # as llama-bench does: the prompt alone, and generation from an
+            # empty context (after one token), each its own measurement
+            jp=$("$BUILD/kith" ai bench --model "$m" --threads "$t" -p "$P" -n 1 --runs "$RUNS" --json)
+            jg=$("$BUILD/kith" ai bench --model "$m" --threads "$t" -p 1 -n "$N" --runs "$RUNS" --json)
+            echo "$r $name $t kith $(echo "$jp" | json_field pp_tps) $(echo "$jg" | json_field tg_tps) $(echo "$jp" | json_field model_bytes)" | tee -a "$raw"
             if [ -n "$LLAMA_BENCH" ]; then
                 l=$("$LLAMA_BENCH" -m "$m" -p "$P" -n "$N" -t "$t" -r "$RUNS" -o csv 2>/dev/null | llama_figures)
                 echo "$r $name $t llama $l" | tee -a "$raw"
