@@ -575,7 +575,7 @@ TT_TEST(amx_panels_match_avx512_bits)
                 quant_quantize_row(type, x, w + (size_t)r * wb, N);
                 for (size_t b = 0; rep == 3 && b < N / 32; b++)
                     for (size_t i = 2; i < bs; i++)
-                        w[(size_t)r * wb + b * bs + i] = (uint8_t)(frand() * 256);
+                        w[(size_t)r * wb + b * bs + i] = (uint8_t)(int)(frand() * 256);
             }
             for (int c = 0; c < C; c++) {
                 fill(a, N, (rep + c) % 3 ? 0.01f : 3.0f);
