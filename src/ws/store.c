@@ -56,13 +56,12 @@ static const char *const schema_v2_edits =
     "  e.old_path AS old_path, e.ins AS ins, e.del AS del, e.opseq AS opseq,"
     "  e.opcount AS opcount, e.version AS version, e.blob AS blob FROM edit_rows e;";
 
-/* Schema 1 to 2: the edits of schema 1 move into edit_rows, each path kept
- * only where it differs from the same document's edit before it (in change
- * order, the order in which the view looks back). */
-static const char *const migrate_1_2 =
-    "DROP INDEX changes_hid;"
-    "ALTER TABLE edits RENAME TO edits_v1;"
-    "%s"
+/* Schema 1 to 2, around schema_v2_edits: the edits of schema 1 move into
+ * edit_rows, each path kept only where it differs from the same document's
+ * edit before it (in change order, the order in which the view looks back). */
+static const char *const migrate_1_2_before = "DROP INDEX changes_hid;"
+                                              "ALTER TABLE edits RENAME TO edits_v1;";
+static const char *const migrate_1_2_after =
     "INSERT INTO edit_rows SELECT change, doc, what, kind,"
     "  CASE WHEN path IS lag(path) OVER w THEN NULL ELSE path END, old_path, ins, del,"
     "  opseq, opcount, version, blob FROM edits_v1 WINDOW w AS (PARTITION BY doc ORDER BY change);"
@@ -71,19 +70,14 @@ static const char *const migrate_1_2 =
 int ws_prepare_edit_insert(kith_ws *ws, sqlite3_stmt **st, bool replace)
 {
     /* ?5 is stored as NULL when it is the path the view would give back */
-    return ws_prepare(ws, st,
-                      replace ? "INSERT OR REPLACE INTO edit_rows(change, doc, what, kind, path, "
-                                "old_path, ins, del, opseq, opcount, version, blob) "
-                                "VALUES(?1, ?2, ?3, ?4, NULLIF(?5, (SELECT n.path FROM edit_rows n "
-                                "INDEXED BY edit_rows_named "
-                                "WHERE n.doc=?2 AND n.change<?1 AND n.path IS NOT NULL ORDER BY "
-                                "n.change DESC LIMIT 1)), ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-                              : "INSERT OR IGNORE INTO edit_rows(change, doc, what, kind, path, "
-                                "old_path, ins, del, opseq, opcount, version, blob) "
-                                "VALUES(?1, ?2, ?3, ?4, NULLIF(?5, (SELECT n.path FROM edit_rows n "
-                                "INDEXED BY edit_rows_named "
-                                "WHERE n.doc=?2 AND n.change<?1 AND n.path IS NOT NULL ORDER BY "
-                                "n.change DESC LIMIT 1)), ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT OR %s INTO edit_rows(change, doc, what, kind, path, old_path, ins, del, "
+             "opseq, opcount, version, blob) VALUES(?1, ?2, ?3, ?4, NULLIF(?5, (SELECT n.path "
+             "FROM edit_rows n INDEXED BY edit_rows_named WHERE n.doc=?2 AND n.change<?1 AND "
+             "n.path IS NOT NULL ORDER BY n.change DESC LIMIT 1)), ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             replace ? "REPLACE" : "IGNORE");
+    return ws_prepare(ws, st, sql);
 }
 
 int ws_error(kith_ws *ws, int rc, const char *fmt, ...)
@@ -265,15 +259,11 @@ static int migrate(kith_ws *ws, int from)
     if (!rc)
         rc = user_version(ws, &v);
     if (!rc && v == 1) {
-        size_t n = strlen(migrate_1_2) + strlen(schema_v2_edits);
-        char *sql = malloc(n);
-        if (!sql)
-            rc = ws_error(ws, KITH_ENOMEM, "%s: out of memory", what);
-        else {
-            snprintf(sql, n, migrate_1_2, schema_v2_edits);
-            rc = exec(ws, sql, what);
-            free(sql);
-        }
+        rc = exec(ws, migrate_1_2_before, what);
+        if (!rc)
+            rc = exec(ws, schema_v2_edits, what);
+        if (!rc)
+            rc = exec(ws, migrate_1_2_after, what);
         if (!rc)
             rc = set_user_version(ws, v = 2, what);
     }

@@ -1695,13 +1695,21 @@ void quant_kernels_init_avx512(struct quant_kernels *k)
 /* AMX-INT8 in the CPU (CPUID.7.0:EDX bits 24 and 25) and granted by the OS:
  * Linux hands a process the 8 KB of tile state only when asked
  * (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, feature 18). */
+#ifndef ARCH_REQ_XCOMP_PERM /* <asm/prctl.h>, which not every system's headers have */
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#endif
+#define XFEATURE_XTILEDATA  18
+#define CPUID7_EDX_AMX_TILE (1u << 24)
+#define CPUID7_EDX_AMX_INT8 (1u << 25)
+
 static int amx_usable(void)
 {
     unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25)))
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & CPUID7_EDX_AMX_TILE) ||
+        !(d & CPUID7_EDX_AMX_INT8))
         return 0;
 #if defined(__linux__)
-    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 #else
     return 0;
 #endif
