@@ -484,52 +484,25 @@ static void att_fill(size_t hd)
         att_q[i] = quant_f32_to_f16(2 * frand());
 }
 
-/* The small-head attention kernel against the loop it replaces on the same
- * level: the same bits from gcc; clang may fuse axpy_f16's scalar tail into
- * an FMA, so the check allows a rounding. */
-TT_TEST(att_small_matches_loop)
-{
-    static float sc[ATT_MAXP], out[32], want[32];
-    const char *levels[] = {"avx2", "avx512", "amx", "neon", "neon-dotprod"};
-    int tested = 0;
-    for (size_t lv = 0; lv < sizeof levels / sizeof levels[0]; lv++) {
-        const struct quant_kernels *k = quant_kernels_named(levels[lv]);
-        if (!k || !k->att_small)
-            continue;
-        tested++;
-        for (size_t hd = 8; hd <= 32; hd += 8) {
-            const int npos[] = {1, 2, 15, 16, 17, 100, ATT_MAXP};
-            for (size_t pi = 0; pi < sizeof npos / sizeof npos[0]; pi++) {
-                int n = npos[pi];
-                att_fill(hd);
-                float scale = 1.0f / sqrtf((float)hd);
-                att_loop(k, hd, att_q, att_k, att_v, ATT_STRIDE, n, scale, sc, want);
-                k->att_small(hd, att_q, att_k, att_v, ATT_STRIDE, n, scale, sc, out);
-                for (size_t i = 0; i < hd; i++)
-                    if (fabsf(out[i] - want[i]) > 1e-6f * (1 + fabsf(want[i])))
-                        TT_FAIL_("%s hd=%zu n=%d [%zu]: %.9g vs %.9g", k->name, hd, n, i, out[i],
-                                 want[i]);
-            }
-        }
-    }
-    printf("     (%d levels with a small-head attention kernel)\n", tested);
-}
-
-/* The 64/128-wide head kernel gives the loop's bits exactly (no scalar
- * tails at these widths), with any compiler; a score of -inf (a masked
- * position in other engines) and ties in the maximum included. */
-TT_TEST(att_wide_matches_loop_bits)
+/* A fused attention kernel (att_small for heads of 8..32, att_wide for 64
+ * and 128) against the loop it replaces, on every level that has it, over
+ * 1 to ATT_MAXP positions, one case with two equal keys (a tie for the
+ * maximum). att_wide must give the loop's bits with any compiler (no scalar
+ * tails at its widths); att_small the same bits from gcc, while clang may
+ * fuse axpy_f16's scalar tail into an FMA, so it is allowed a rounding. */
+static void att_matches_loop(int wide)
 {
     static float sc[ATT_MAXP], out[128], want[128];
     const char *levels[] = {"avx2", "avx512", "amx", "neon", "neon-dotprod"};
+    const int npos[] = {1, 2, 15, 16, 17, 31, 100, ATT_MAXP};
     int tested = 0;
     for (size_t lv = 0; lv < sizeof levels / sizeof levels[0]; lv++) {
         const struct quant_kernels *k = quant_kernels_named(levels[lv]);
-        if (!k || !k->att_wide)
+        quant_att_fn fn = !k ? NULL : wide ? k->att_wide : k->att_small;
+        if (!fn)
             continue;
         tested++;
-        for (size_t hd = 64; hd <= 128; hd += 64) {
-            const int npos[] = {1, 2, 15, 16, 17, 31, 100, ATT_MAXP};
+        for (size_t hd = wide ? 64 : 8; hd <= (wide ? 128u : 32u); hd += wide ? 64 : 8) {
             for (size_t pi = 0; pi < sizeof npos / sizeof npos[0]; pi++) {
                 int n = npos[pi];
                 att_fill(hd);
@@ -537,14 +510,26 @@ TT_TEST(att_wide_matches_loop_bits)
                     memcpy(att_k + ATT_STRIDE, att_k, hd * sizeof *att_k);
                 float scale = 1.0f / sqrtf((float)hd);
                 att_loop(k, hd, att_q, att_k, att_v, ATT_STRIDE, n, scale, sc, want);
-                k->att_wide(hd, att_q, att_k, att_v, ATT_STRIDE, n, scale, sc, out);
-                if (memcmp(out, want, hd * sizeof *out))
-                    TT_FAIL_("%s hd=%zu n=%d: not the loop's bits (%.9g vs %.9g)", k->name, hd, n,
-                             out[0], want[0]);
+                fn(hd, att_q, att_k, att_v, ATT_STRIDE, n, scale, sc, out);
+                for (size_t i = 0; i < hd; i++)
+                    if (wide ? memcmp(&out[i], &want[i], sizeof out[i]) != 0
+                             : fabsf(out[i] - want[i]) > 1e-6f * (1 + fabsf(want[i])))
+                        TT_FAIL_("%s hd=%zu n=%d [%zu]: %.9g vs %.9g", k->name, hd, n, i, out[i],
+                                 want[i]);
             }
         }
     }
-    printf("     (%d levels with a wide-head attention kernel)\n", tested);
+    printf("     (%d levels with a %s-head attention kernel)\n", tested, wide ? "wide" : "small");
+}
+
+TT_TEST(att_small_matches_loop)
+{
+    att_matches_loop(0);
+}
+
+TT_TEST(att_wide_matches_loop_bits)
+{
+    att_matches_loop(1);
 }
 
 /* AMX panel kernels (16 weight rows a call through the tile unit) against
