@@ -763,26 +763,21 @@ static int version_holds(kith_ws *ws, ws_doc *d, const char *version)
 
 static int import_changes(kith_ws *ws, xport *x)
 {
-    sqlite3_stmt *ch = NULL, *ed = NULL;
+    sqlite3_stmt *ch = NULL;
     int rc = ws_prepare(ws, &ch,
-                        "INSERT OR IGNORE INTO changes(author, seq, hid, time_ms, "
-                        "lamport, via) VALUES(?, ?, ?, ?, ?, ?)");
-    if (!rc)
-        rc = ws_prepare_edit_insert(ws, &ed, false);
+                        "INSERT OR IGNORE INTO changes(author, seq, time_ms, "
+                        "lamport, via) VALUES(?, ?, ?, ?, ?)");
     for (size_t i = 0; !rc && i < x->nchanges; i++) {
         x_change *c = &x->changes[i];
-        char hash[KITH_WS_ID_HEX + 1];
-        ws_change_hash(x->authors[c->author].key, (int64_t)c->seq, hash);
         sqlite3_reset(ch);
         sqlite3_bind_int64(ch, 1, x->authors[c->author].local);
         sqlite3_bind_int64(ch, 2, (sqlite3_int64)c->seq);
-        sqlite3_bind_int64(ch, 3, ws_change_hid(hash));
-        sqlite3_bind_int64(ch, 4, c->time_ms);
-        sqlite3_bind_int64(ch, 5, (sqlite3_int64)c->lamport);
+        sqlite3_bind_int64(ch, 3, c->time_ms);
+        sqlite3_bind_int64(ch, 4, (sqlite3_int64)c->lamport);
         if (c->via)
-            sqlite3_bind_text(ch, 6, c->via, -1, SQLITE_STATIC);
+            sqlite3_bind_text(ch, 5, c->via, -1, SQLITE_STATIC);
         else
-            sqlite3_bind_null(ch, 6);
+            sqlite3_bind_null(ch, 5);
         int src = sqlite3_step(ch);
         if (src != SQLITE_DONE) {
             rc = ws_sqlerr(ws, src, "importing changes");
@@ -800,35 +795,29 @@ static int import_changes(kith_ws *ws, xport *x)
                               "document");
                 break;
             }
-            sqlite3_reset(ed);
-            sqlite3_clear_bindings(ed);
-            sqlite3_bind_int64(ed, 1, id);
-            sqlite3_bind_int64(ed, 2, d->id);
-            sqlite3_bind_int(ed, 3, e->what);
-            sqlite3_bind_int(ed, 4, e->kind);
-            sqlite3_bind_text(ed, 5, e->path, -1, SQLITE_STATIC);
-            if (e->old_path)
-                sqlite3_bind_text(ed, 6, e->old_path, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(ed, 7, (sqlite3_int64)e->ins);
-            sqlite3_bind_int64(ed, 8, (sqlite3_int64)e->del);
-            sqlite3_bind_int64(ed, 9, (sqlite3_int64)e->opseq);
-            sqlite3_bind_int64(ed, 10, (sqlite3_int64)e->opcount);
             char *dbv = NULL;
             if (e->version && (rc = version_holds(ws, d, e->version)))
                 break;
             if (e->version && (rc = ws_version_to_db(ws, e->version, &dbv)))
                 break;
-            if (dbv)
-                sqlite3_bind_text(ed, 11, dbv, -1, SQLITE_TRANSIENT);
+            ws_edit ed = {.change = id,
+                          .doc = d->id,
+                          .what = e->what,
+                          .kind = e->kind,
+                          .path = e->path,
+                          .old_path = e->old_path,
+                          .ins = (int64_t)e->ins,
+                          .del = (int64_t)e->del,
+                          .opseq = (int64_t)e->opseq,
+                          .opcount = (int64_t)e->opcount,
+                          .version = dbv,
+                          .blob = e->has_blob ? e->blob : NULL,
+                          .blob_len = e->has_blob ? 32 : 0};
+            rc = ws_edit_put(ws, &ed, false);
             kith_free(dbv);
-            if (e->has_blob)
-                sqlite3_bind_blob(ed, 12, e->blob, 32, SQLITE_STATIC);
-            if ((src = sqlite3_step(ed)) != SQLITE_DONE)
-                rc = ws_sqlerr(ws, src, "importing changes");
         }
     }
     sqlite3_finalize(ch);
-    sqlite3_finalize(ed);
     return rc;
 }
 

@@ -125,21 +125,15 @@ static int resolve(kith_ws *ws, const char *spec, int64_t *change, char hash[KIT
     int rc, src;
     size_t n = strlen(spec);
     if (n >= 4 && n <= KITH_WS_ID_HEX && all_hex(spec)) {
-        /* Candidates by the 16-digit key, then the whole prefix. */
-        char lo[17], hi[17], want[KITH_WS_ID_HEX + 1];
+        /* Ids are hashes of (author, number), which the store does not
+         * keep: every change's is computed and compared (~1 us each). */
+        char want[KITH_WS_ID_HEX + 1];
         for (size_t i = 0; i <= n; i++)
             want[i] = (char)tolower((unsigned char)spec[i]);
-        for (size_t i = 0; i < 16; i++) {
-            lo[i] = i < n ? want[i] : '0';
-            hi[i] = i < n ? want[i] : 'f';
-        }
-        lo[16] = hi[16] = 0;
         if ((rc = ws_prepare(ws, &st,
                              "SELECT c.id, kith_id(a.key, c.seq) FROM changes c JOIN "
-                             "authors a ON a.id=c.author WHERE c.hid BETWEEN ? AND ?")))
+                             "authors a ON a.id=c.author")))
             return rc;
-        sqlite3_bind_int64(st, 1, ws_change_hid(lo));
-        sqlite3_bind_int64(st, 2, ws_change_hid(hi));
         int found = 0;
         while ((src = sqlite3_step(st)) == SQLITE_ROW) {
             const char *id = (const char *)sqlite3_column_text(st, 1);
@@ -398,8 +392,8 @@ int kith_ws_log(kith_ws *ws, const char *path, size_t limit,
                         "FROM changes c "
                         "JOIN authors a ON a.id=c.author ORDER BY c.id DESC LIMIT ?2");
     if (!rc)
-        rc =
-            ws_prepare(ws, &files, "SELECT path, ins, del, kind FROM edits WHERE change=? ORDER BY path");
+        rc = ws_prepare(ws, &files,
+                        "SELECT path, ins, del, kind FROM edits WHERE change=? ORDER BY path");
     if (rc) {
         sqlite3_finalize(st);
         return rc;
@@ -492,24 +486,80 @@ typedef struct who {
     char author[128];
 } who;
 
-/* The change (and its author) that made CRDT change @id of @d. */
-static int who_made(kith_ws *ws, ws_doc *d, kith_doc *doc, kith_id id, who *w)
+/* Which change made which CRDT operations of a document: its edits that
+ * added any, by first operation. Read once per blame, since a document's
+ * edits are read by decoding its runs (runs.c). */
+typedef struct made {
+    int64_t opseq, change;
+    char agent[33];
+} made;
+
+static int cmp_made(const void *a, const void *b)
+{
+    const made *x = a, *y = b;
+    return x->opseq < y->opseq ? -1 : x->opseq > y->opseq;
+}
+
+static int load_made(kith_ws *ws, ws_doc *d, made **out, size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
+    int rc = ws_prepare(ws, &st,
+                        "SELECT e.opseq, e.change, lower(substr(hex(a.key), 1, 32)) FROM edits e "
+                        "JOIN changes c ON c.id=e.change JOIN authors a ON a.id=c.author "
+                        "WHERE e.doc=? AND e.opcount>0");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, d->id);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (kith_grow((void **)out, &cap, *n + 1, sizeof **out)) {
+            rc = KITH_ENOMEM;
+            break;
+        }
+        made *m = &(*out)[(*n)++];
+        m->opseq = sqlite3_column_int64(st, 0);
+        m->change = sqlite3_column_int64(st, 1);
+        snprintf(m->agent, sizeof m->agent, "%s", (const char *)sqlite3_column_text(st, 2));
+    }
+    if (!rc && src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "reading history");
+    sqlite3_finalize(st);
+    if (!rc)
+        qsort(*out, *n, sizeof **out, cmp_made);
+    return rc;
+}
+
+/* The change (and its author) that made CRDT change @id. */
+static int who_made(kith_ws *ws, const made *m, size_t nm, kith_doc *doc, kith_id id, who *w)
 {
     w->agent = id.agent;
     w->seq = id.seq;
     snprintf(w->change, sizeof w->change, "?");
-    snprintf(w->author, sizeof w->author, "%s", kith_doc_agent_name(doc, id.agent));
+    const char *agent = kith_doc_agent_name(doc, id.agent);
+    snprintf(w->author, sizeof w->author, "%s", agent);
+    size_t lo = 0, hi = nm;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m[mid].opseq < (int64_t)id.seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < nm && m[lo].opseq == (int64_t)id.seq; lo++)
+        if (!strcmp(m[lo].agent, agent))
+            break;
+    if (lo == nm || m[lo].opseq != (int64_t)id.seq)
+        return KITH_OK;
     sqlite3_stmt *st = NULL;
-    int rc = ws_prepare(
-        ws, &st,
-        "SELECT kith_id(a.key, c.seq), a.name FROM edits e JOIN changes c ON c.id=e.change "
-        "JOIN authors a ON a.id=c.author WHERE e.doc=? AND e.opseq=? AND "
-        "e.opcount>0 AND lower(substr(hex(a.key), 1, 32))=?");
+    int rc = ws_prepare(ws, &st,
+                        "SELECT kith_id(a.key, c.seq), a.name FROM changes c JOIN authors a ON "
+                        "a.id=c.author WHERE c.id=?");
     if (rc)
         return rc;
-    sqlite3_bind_int64(st, 1, d->id);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)id.seq);
-    sqlite3_bind_text(st, 3, kith_doc_agent_name(doc, id.agent), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 1, m[lo].change);
     int src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
         snprintf(w->change, sizeof w->change, "%s", (const char *)sqlite3_column_text(st, 0));
@@ -526,8 +576,9 @@ static int blame_lines(kith_ws *ws, ws_doc *d, kith_doc *doc, const char *text, 
                        int (*cb)(const kith_ws_blame_line *l, void *ctx), void *ctx)
 {
     who *cache = NULL;
-    size_t ncache = 0, capcache = 0, si = 0, cp = 0, line = 1;
-    int rc = KITH_OK;
+    size_t ncache = 0, capcache = 0, si = 0, cp = 0, line = 1, nmade = 0;
+    made *byop = NULL;
+    int rc = load_made(ws, d, &byop, &nmade);
     for (size_t off = 0; off < len && !rc;) {
         const char *nl = memchr(text + off, '\n', len - off);
         size_t end = nl ? (size_t)(nl - text) : len;
@@ -553,7 +604,7 @@ static int blame_lines(kith_ws *ws, ws_doc *d, kith_doc *doc, const char *text, 
                     rc = KITH_ENOMEM;
                     break;
                 }
-                if ((rc = who_made(ws, d, doc, best->change, &cache[ncache])))
+                if ((rc = who_made(ws, byop, nmade, doc, best->change, &cache[ncache])))
                     break;
                 ncache++;
             }
@@ -569,6 +620,7 @@ static int blame_lines(kith_ws *ws, ws_doc *d, kith_doc *doc, const char *text, 
         line++;
     }
     kith_free(cache);
+    kith_free(byop);
     return rc;
 }
 

@@ -88,16 +88,15 @@ static int change_row(ws_change *c)
     ws_change_hash(key, c->seq, c->hash);
     sqlite3_stmt *st = NULL;
     if ((rc = ws_prepare(ws, &st,
-                         "INSERT INTO changes(author, seq, hid, time_ms, lamport, via) "
-                         "VALUES(?, ?, ?, ?, ?, ?)")))
+                         "INSERT INTO changes(author, seq, time_ms, lamport, via) "
+                         "VALUES(?, ?, ?, ?, ?)")))
         return rc;
     sqlite3_bind_int64(st, 1, ws->self);
     sqlite3_bind_int64(st, 2, c->seq);
-    sqlite3_bind_int64(st, 3, ws_change_hid(c->hash));
-    sqlite3_bind_int64(st, 4, c->time_ms);
-    sqlite3_bind_int64(st, 5, c->lamport);
+    sqlite3_bind_int64(st, 3, c->time_ms);
+    sqlite3_bind_int64(st, 4, c->lamport);
     if (c->via)
-        sqlite3_bind_text(st, 6, c->via, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, c->via, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
     if (src != SQLITE_DONE)
         rc = ws_sqlerr(ws, src, "recording a change");
@@ -172,31 +171,20 @@ typedef struct edit_row {
 
 static int insert_edit(ws_change *c, ws_doc *d, const edit_row *e)
 {
-    kith_ws *ws = c->ws;
-    sqlite3_stmt *st = NULL;
-    int rc = ws_prepare_edit_insert(ws, &st, true);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, c->id);
-    sqlite3_bind_int64(st, 2, d->id);
-    sqlite3_bind_int(st, 3, e->what);
-    sqlite3_bind_int(st, 4, d->kind);
-    sqlite3_bind_text(st, 5, e->path, -1, SQLITE_STATIC);
-    if (e->old_path)
-        sqlite3_bind_text(st, 6, e->old_path, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 7, (sqlite3_int64)e->ins);
-    sqlite3_bind_int64(st, 8, (sqlite3_int64)e->del);
-    sqlite3_bind_int64(st, 9, (sqlite3_int64)e->opseq);
-    sqlite3_bind_int64(st, 10, (sqlite3_int64)e->opcount);
-    if (e->version)
-        sqlite3_bind_text(st, 11, e->version, -1, SQLITE_STATIC);
-    if (e->blob)
-        sqlite3_bind_blob(st, 12, e->blob, 32, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    if (src != SQLITE_DONE)
-        rc = ws_sqlerr(ws, src, "recording a change");
-    sqlite3_finalize(st);
-    return rc;
+    ws_edit ed = {.change = c->id,
+                  .doc = d->id,
+                  .what = e->what,
+                  .kind = d->kind,
+                  .path = e->path,
+                  .old_path = e->old_path,
+                  .ins = (int64_t)e->ins,
+                  .del = (int64_t)e->del,
+                  .opseq = (int64_t)e->opseq,
+                  .opcount = (int64_t)e->opcount,
+                  .version = e->version,
+                  .blob = e->blob,
+                  .blob_len = e->blob ? 32 : 0};
+    return ws_edit_put(c->ws, &ed, true);
 }
 
 /* The frontier of @doc in the store's form ("author:seq,..."); caller

@@ -12,21 +12,16 @@
 
 #include "ws/ws_int.h"
 
-/* Schema 2 (docs/FORMAT.md): tables that schema 1 also had, then what the
- * two differ in, which is also what migrate_1_2 builds from a schema-1
- * store. A store's size is mostly one row per change and per file it
- * touched, so schema 2 keeps those rows lean: no index on changes.hid (a
- * change-id prefix is looked up by scanning the 8-byte column, which is
- * fast next to a command's start-up), and an edit stores its path only
- * where it differs from the document's previous edit. The view `edits`
- * gives every row its path back, so readers query it as if the path were
- * stored; the partial index edit_rows_named makes that lookup one probe. */
-static const char *const schema_common =
+/* Schema 3 (docs/FORMAT.md). A store's size is mostly what each change
+ * adds, so those rows are lean: a change row holds no copy of its id (the
+ * id is a hash of author and number: computed where needed), and the edits
+ * live in runs, several per row (runs.c). */
+static const char *const schema_v3 =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE authors(id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE,"
     "  name TEXT NOT NULL);"
     "CREATE TABLE changes(id INTEGER PRIMARY KEY, author INTEGER NOT NULL,"
-    "  seq INTEGER NOT NULL, hid INTEGER NOT NULL, time_ms INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL, time_ms INTEGER NOT NULL,"
     "  lamport INTEGER NOT NULL, via TEXT, UNIQUE(author, seq));"
     "CREATE TABLE docs(id INTEGER PRIMARY KEY, uuid BLOB NOT NULL UNIQUE,"
     "  kind INTEGER NOT NULL, path TEXT NOT NULL, deleted INTEGER NOT NULL,"
@@ -41,44 +36,35 @@ static const char *const schema_common =
     "CREATE TABLE writes(id INTEGER PRIMARY KEY, tmp TEXT, path TEXT NOT NULL, doc INTEGER,"
     "  base TEXT, osize INTEGER, omtime INTEGER, oino INTEGER);";
 
-static const char *const schema_v2_edits =
+static const char *const schema_edit_runs =
+    "CREATE TABLE edit_runs(doc INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,"
+    "  data BLOB NOT NULL, PRIMARY KEY(doc, first)) WITHOUT ROWID;"
+    "CREATE INDEX edit_runs_first ON edit_runs(first, last);";
+
+/* Schema 1 to 2: the edits move into edit_rows, each path kept only where
+ * it differs from the same document's edit before it. (Schema 2's view
+ * `edits` is not made: 2 to 3 follows at once.) */
+static const char *const migrate_1_2 =
+    "DROP INDEX changes_hid;"
+    "ALTER TABLE edits RENAME TO edits_v1;"
     "CREATE TABLE edit_rows(change INTEGER NOT NULL, doc INTEGER NOT NULL,"
     "  what INTEGER NOT NULL, kind INTEGER NOT NULL, path TEXT, old_path TEXT,"
     "  ins INTEGER NOT NULL, del INTEGER NOT NULL, opseq INTEGER NOT NULL,"
     "  opcount INTEGER NOT NULL, version TEXT, blob BLOB, PRIMARY KEY(doc, change))"
     "  WITHOUT ROWID;"
-    "CREATE INDEX edit_rows_change ON edit_rows(change);"
-    "CREATE INDEX edit_rows_named ON edit_rows(doc, change, path) WHERE path IS NOT NULL;"
-    "CREATE VIEW edits AS SELECT e.change AS change, e.doc AS doc, e.what AS what,"
-    "  e.kind AS kind, COALESCE(e.path, (SELECT n.path FROM edit_rows n INDEXED BY edit_rows_named "
-    "WHERE n.doc=e.doc"
-    "  AND n.change<e.change AND n.path IS NOT NULL ORDER BY n.change DESC LIMIT 1)) AS path,"
-    "  e.old_path AS old_path, e.ins AS ins, e.del AS del, e.opseq AS opseq,"
-    "  e.opcount AS opcount, e.version AS version, e.blob AS blob FROM edit_rows e;";
-
-/* Schema 1 to 2, around schema_v2_edits: the edits of schema 1 move into
- * edit_rows, each path kept only where it differs from the same document's
- * edit before it (in change order, the order in which the view looks back). */
-static const char *const migrate_1_2_before = "DROP INDEX changes_hid;"
-                                              "ALTER TABLE edits RENAME TO edits_v1;";
-static const char *const migrate_1_2_after =
     "INSERT INTO edit_rows SELECT change, doc, what, kind,"
     "  CASE WHEN path IS lag(path) OVER w THEN NULL ELSE path END, old_path, ins, del,"
     "  opseq, opcount, version, blob FROM edits_v1 WINDOW w AS (PARTITION BY doc ORDER BY change);"
     "DROP TABLE edits_v1;";
 
-int ws_prepare_edit_insert(kith_ws *ws, sqlite3_stmt **st, bool replace)
-{
-    /* ?5 is stored as NULL when it is the path the view would give back */
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "INSERT OR %s INTO edit_rows(change, doc, what, kind, path, old_path, ins, del, "
-             "opseq, opcount, version, blob) VALUES(?1, ?2, ?3, ?4, NULLIF(?5, (SELECT n.path "
-             "FROM edit_rows n INDEXED BY edit_rows_named WHERE n.doc=?2 AND n.change<?1 AND "
-             "n.path IS NOT NULL ORDER BY n.change DESC LIMIT 1)), ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-             replace ? "REPLACE" : "IGNORE");
-    return ws_prepare(ws, st, sql);
-}
+/* Schema 2 to 3, after the edits are packed: what schema 2 had instead.
+ * Its view `edits` is dropped first, and only where it exists (a store
+ * coming from schema 1 has none): with no view, the name is the virtual
+ * table's, which cannot be dropped. */
+static const char *const migrate_2_3_view =
+    "SELECT 1 FROM sqlite_schema WHERE type='view' AND name='edits'";
+static const char *const migrate_2_3_after = "DROP TABLE edit_rows;"
+                                             "ALTER TABLE changes DROP COLUMN hid;";
 
 int ws_error(kith_ws *ws, int rc, const char *fmt, ...)
 {
@@ -162,7 +148,7 @@ static bool sync_off(void)
 }
 
 /* SQL function kith_id(author key, seq): a change's id in hex, so that
- * queries can print ids the store keeps only an 8-byte prefix of. */
+ * queries can print ids the store does not keep. */
 static void sql_kith_id(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     char hex[KITH_WS_ID_HEX + 1];
@@ -178,6 +164,9 @@ static int configure(kith_ws *ws)
 {
     sqlite3_create_function(ws->db, "kith_id", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
                             sql_kith_id, NULL, NULL);
+    int src = ws_edits_register(ws->db);
+    if (src != SQLITE_OK)
+        return ws_sqlerr(ws, src, "store");
     sqlite3_busy_timeout(ws->db, ws->busy_ms);
     sqlite3_extended_result_codes(ws->db, 1);
     int rc = exec(ws, "PRAGMA journal_mode=WAL", "store");
@@ -232,15 +221,78 @@ int ws_store_create(kith_ws *ws, const char *path)
         return rc;
     if ((rc = ws_begin(ws)))
         return rc;
-    rc = exec(ws, schema_common, "creating the store");
+    rc = exec(ws, schema_v3, "creating the store");
     if (!rc)
-        rc = exec(ws, schema_v2_edits, "creating the store");
+        rc = exec(ws, schema_edit_runs, "creating the store");
     if (!rc)
         rc = set_user_version(ws, KITH_WS_SCHEMA, "creating the store");
     if (!rc)
         rc = ws_commit_tx(ws);
     if (rc)
         ws_rollback(ws);
+    return rc;
+}
+
+static int has_row(kith_ws *ws, const char *sql, bool *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st, sql);
+    if (rc)
+        return rc;
+    int src = sqlite3_step(st);
+    *out = src == SQLITE_ROW;
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "upgrading the store");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Packs schema 2's edit rows into runs, in (document, change) order: each
+ * edit appends to its document's last run. A NULL path is the one of the
+ * document's edit before. */
+static int pack_edit_rows(kith_ws *ws)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st,
+                        "SELECT change, doc, what, kind, path, old_path, ins, del, opseq, "
+                        "opcount, version, blob FROM edit_rows ORDER BY doc, change");
+    char *path = NULL;
+    int64_t path_doc = -1;
+    int src = SQLITE_DONE;
+    while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        ws_edit e = {.change = sqlite3_column_int64(st, 0),
+                     .doc = sqlite3_column_int64(st, 1),
+                     .what = sqlite3_column_int64(st, 2),
+                     .kind = sqlite3_column_int64(st, 3),
+                     .old_path = (const char *)sqlite3_column_text(st, 5),
+                     .ins = sqlite3_column_int64(st, 6),
+                     .del = sqlite3_column_int64(st, 7),
+                     .opseq = sqlite3_column_int64(st, 8),
+                     .opcount = sqlite3_column_int64(st, 9),
+                     .version = (const char *)sqlite3_column_text(st, 10),
+                     .blob = sqlite3_column_blob(st, 11),
+                     .blob_len = (size_t)sqlite3_column_bytes(st, 11)};
+        const char *p = (const char *)sqlite3_column_text(st, 4);
+        if (p || e.doc != path_doc) {
+            kith_free(path);
+            path = p ? kith_strndup(p, strlen(p)) : NULL;
+            path_doc = e.doc;
+            if (p && !path) {
+                rc = KITH_ENOMEM;
+                break;
+            }
+        }
+        e.path = path;
+        if (!e.path)
+            rc = ws_error(ws, KITH_ECORRUPT, "the store's edit of change %lld has no path",
+                          (long long)e.change);
+        if (!rc)
+            rc = ws_edit_put(ws, &e, false);
+    }
+    if (!rc && src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "upgrading the store");
+    kith_free(path);
+    sqlite3_finalize(st);
     return rc;
 }
 
@@ -259,13 +311,23 @@ static int migrate(kith_ws *ws, int from)
     if (!rc)
         rc = user_version(ws, &v);
     if (!rc && v == 1) {
-        rc = exec(ws, migrate_1_2_before, what);
-        if (!rc)
-            rc = exec(ws, schema_v2_edits, what);
-        if (!rc)
-            rc = exec(ws, migrate_1_2_after, what);
+        rc = exec(ws, migrate_1_2, what);
         if (!rc)
             rc = set_user_version(ws, v = 2, what);
+    }
+    if (!rc && v == 2) {
+        rc = exec(ws, schema_edit_runs, what);
+        if (!rc)
+            rc = pack_edit_rows(ws);
+        bool view = false;
+        if (!rc)
+            rc = has_row(ws, migrate_2_3_view, &view);
+        if (!rc && view)
+            rc = exec(ws, "DROP VIEW edits", what);
+        if (!rc)
+            rc = exec(ws, migrate_2_3_after, what);
+        if (!rc)
+            rc = set_user_version(ws, v = 3, what);
     }
     if (!rc && v != KITH_WS_SCHEMA)
         rc = ws_error(ws, KITH_EVERSION,

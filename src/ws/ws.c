@@ -77,17 +77,6 @@ void ws_change_hash(const uint8_t key[32], int64_t seq, char out[KITH_WS_ID_HEX 
     ws_hex(out, h, sizeof h);
 }
 
-/* The first 16 hex digits of a change id as an ordered 64-bit key: the
- * store's index for id prefixes. The sign bit is flipped so that signed
- * order is the digits' order. */
-int64_t ws_change_hid(const char *hex)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 16; i++)
-        v = v << 4 | (uint64_t)hexval(hex[i]);
-    return (int64_t)(v ^ 0x8000000000000000ull);
-}
-
 const char *kith_ws_errmsg(const kith_ws *ws)
 {
     return ws ? ws->err : "out of memory";

@@ -108,14 +108,29 @@ int ws_begin(kith_ws *ws);
 int ws_commit_tx(kith_ws *ws);
 void ws_rollback(kith_ws *ws);
 int ws_prepare(kith_ws *ws, sqlite3_stmt **st, const char *sql);
-/* Prepares the insert of one edit row, parameters 1-12 in the order of the
- * `edits` view's columns (change, doc, what, kind, path, old_path, ins, del,
- * opseq, opcount, version, blob); @replace: OR REPLACE, else OR IGNORE. The
- * path is stored only where it differs from the document's previous edit. */
-int ws_prepare_edit_insert(kith_ws *ws, sqlite3_stmt **st, bool replace);
+
 int ws_meta_get(kith_ws *ws, const char *key, char *out, size_t cap);
 int ws_meta_set(kith_ws *ws, const char *key, const char *value);
 int ws_author_id(kith_ws *ws, const uint8_t key[32], const char *name, int64_t *out);
+
+/* runs.c: the edits of every change, packed in runs per document and read
+ * back through the virtual table `edits` (docs/FORMAT.md, "Edit runs"). */
+typedef struct ws_edit {
+    int64_t change, doc;    /* changes.id, docs.id */
+    int64_t what, kind;     /* KITH_WS_ADDED..., the document's ws_kind */
+    const char *path;       /* the document's path after the change; required */
+    const char *old_path;   /* before a rename, or NULL */
+    int64_t ins, del;       /* characters inserted and deleted */
+    int64_t opseq, opcount; /* the CRDT operations the edit added */
+    const char *version;    /* the version it made (store form), or NULL */
+    const uint8_t *blob;    /* a binary version's hash, or NULL */
+    size_t blob_len;
+} ws_edit;
+/* Stores @e (borrowed). An edit of the same change and document is
+ * replaced when @replace, else @e is dropped. */
+int ws_edit_put(kith_ws *ws, const ws_edit *e, bool replace);
+/* Registers the eponymous virtual table `edits` on @db. */
+int ws_edits_register(sqlite3 *db);
 
 /* docs.c */
 int ws_docs_load(kith_ws *ws);
@@ -179,7 +194,6 @@ int ws_stage_write(kith_ws *ws, ws_doc *d, const char *text, size_t len, const c
 void ws_orphans_check(kith_ws *ws, bool all);
 char *ws_overwrite_take(kith_ws *ws, int64_t doc);
 void ws_overwrite_clear(kith_ws *ws);
-int64_t ws_change_hid(const char *hex);
 void ws_change_hash(const uint8_t key[32], int64_t seq, char out[KITH_WS_ID_HEX + 1]);
 bool ws_looks_text(const char *p, size_t len);
 

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# A store written with schema 1 (tests/data/store-v1, made by kith 3ccb029)
-# is upgraded in place when this kith opens it: the history reads back
-# exactly as the old kith printed it, the store passes integrity_check, and
-# work goes on (a new edit is recorded and listed). Two processes opening the
-# old store at once migrate it once. A migration that cannot write (a
-# read-only store) fails with a message and leaves the store as it was.
+# Stores written with schema 1 (tests/data/store-v1, made by kith 3ccb029)
+# and schema 2 (tests/data/store-v2, made by kith 6f62372) are upgraded in
+# place to schema 3 when this kith opens them: the history reads back exactly
+# as the old kith printed it, the edits are packed into edit_runs (edit_rows
+# and changes.hid are gone), the store passes integrity_check, and work goes
+# on (a new edit is recorded and listed). Two processes opening the old store
+# at once migrate it once. A migration that cannot write (a read-only store)
+# fails with a message and leaves the store as it was.
 # Env: KITH (the kith binary), KITH_SRC (the source tree).
 set -u
 KITH=${KITH:?set KITH to the kith binary}
 SRC=${KITH_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 FX=$SRC/tests/data/store-v1
+FX2=$SRC/tests/data/store-v2
 tmp=$(mktemp -d)
 trap 'chmod -R u+rwX "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 export TZ=UTC
@@ -24,20 +27,36 @@ bad() {
 same() {
     local name=$1 want=$2
     shift 2
-    if ! "$@" >"$tmp/out" 2>"$tmp/err"; then
-        bad "$name: exit $?: $(head -c 400 "$tmp/err")"
+    local rc=0
+    "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+    if [ "$rc" != 0 ]; then
+        bad "$name: exit $rc: $(head -c 400 "$tmp/err")"
     elif ! cmp -s "$tmp/out" "$want"; then
         bad "$name: output differs: $(diff "$want" "$tmp/out" | head -20)"
     else
         ok
     fi
 }
-copy_fixture() { # DIR: a fresh copy of the schema-1 workspace
-    cp -a "$FX/ws" "$1"
+copy_fixture() { # DIR [FIXTURE]: a fresh copy of a fixture's workspace (default: schema 1's)
+    cp -a "${2:-$FX}/ws" "$1"
     chmod 700 "$1/.kith"
     chmod 600 "$1/.kith/identity" "$1/.kith/workspace-key" "$1/.kith/config"
 }
 schema() { sqlite3 "$1/.kith/store.db" "PRAGMA user_version"; }
+q() { sqlite3 "$1/.kith/store.db" "$2"; } # DIR SQL
+# schema3 NAME DIR: the store is schema 3's shape and passes integrity_check
+schema3() {
+    [ "$(schema "$2")" = 3 ] && ok || bad "$1: schema $(schema "$2"), expected 3"
+    [ "$(q "$2" "SELECT count(*) FROM sqlite_master WHERE name IN ('edit_rows', 'edit_rows_change', 'edit_rows_named')")" = 0 ] && ok ||
+        bad "$1: edit_rows is still there"
+    [ "$(q "$2" "SELECT count(*) FROM sqlite_master WHERE type='view' AND name='edits'")" = 0 ] && ok ||
+        bad "$1: the edits view is still there"
+    local n
+    n=$(q "$2" "SELECT count(*) FROM edit_runs" 2>&1)
+    [ "$n" -gt 0 ] 2>/dev/null && ok || bad "$1: edit_runs: $n rows"
+    q "$2" "PRAGMA table_info(changes)" | cut -d'|' -f2 | grep -qx hid && bad "$1: changes still has hid" || ok
+    [ "$(q "$2" 'PRAGMA integrity_check')" = ok ] && ok || bad "$1: integrity_check"
+}
 
 command -v sqlite3 >/dev/null || {
     echo "store_migrate: sqlite3 (the shell) is needed"
@@ -49,19 +68,13 @@ w=$tmp/ws
 copy_fixture "$w"
 [ "$(schema "$w")" = 1 ] && ok || bad "fixture: schema $(schema "$w"), expected 1"
 same "log --json" "$FX/expect/log.json" "$KITH" -C "$w" log --json
-[ "$(schema "$w")" = 2 ] && ok || bad "after the first command: schema $(schema "$w"), expected 2"
-[ "$(sqlite3 "$w/.kith/store.db" 'PRAGMA integrity_check')" = ok ] && ok || bad "integrity_check"
+schema3 "v1, after the first command" "$w"
 same "log PATH --json" "$FX/expect/log-a.json" "$KITH" -C "$w" log notes/a-renamed.md --json
 same "blame" "$FX/expect/blame-a.txt" "$KITH" -C "$w" blame notes/a-renamed.md
 same "cat --at" "$FX/expect/cat-a-at2.txt" "$KITH" -C "$w" cat notes/a-renamed.md --at f90800b5e3
 same "ls" "$FX/expect/ls.txt" "$KITH" -C "$w" ls
 "$KITH" -C "$w" diff notes/a-renamed.md --from 34efc0c3c4 >"$tmp/diff" 2>&1
 cmp -s "$tmp/diff" "$FX/expect/diff-a.txt" && ok || bad "diff: $(diff "$FX/expect/diff-a.txt" "$tmp/diff" | head)"
-# paths: only where they change (the rename) is one stored; the view gives all back
-n=$(sqlite3 "$w/.kith/store.db" "SELECT count(*) FROM edit_rows WHERE path IS NULL")
-[ "$n" -ge 2 ] && ok || bad "edit_rows: $n rows share their path with the edit before (expected >= 2)"
-[ "$(sqlite3 "$w/.kith/store.db" "SELECT count(*) FROM edits WHERE path IS NULL")" = 0 ] && ok ||
-    bad "the edits view has rows without a path"
 
 # -- work goes on: an edit after the upgrade, a rename and a restore
 printf 'ALPHA\nbeta\ngamma\ndelta\n' >"$w/notes/a-renamed.md"
@@ -93,7 +106,39 @@ p2=$!
 wait $p1 && wait $p2 && ok || bad "two processes at once: $(cat "$tmp/p1" "$tmp/p2" | head -5)"
 cmp -s "$tmp/p1" "$FX/expect/log.json" && cmp -s "$tmp/p2" "$FX/expect/log.json" && ok ||
     bad "two processes at once: a log differs"
-[ "$(schema "$w2")" = 2 ] && ok || bad "two processes: schema $(schema "$w2")"
+[ "$(schema "$w2")" = 3 ] && ok || bad "two processes: schema $(schema "$w2"), expected 3"
+
+# -- schema 2: the same listings read back; the edits are packed into runs
+v=$tmp/v2
+copy_fixture "$v" "$FX2"
+[ "$(schema "$v")" = 2 ] && ok || bad "v2 fixture: schema $(schema "$v"), expected 2"
+rows=$(q "$v" "SELECT count(*) FROM edit_rows")
+same "v2: log --json" "$FX2/expect/log.json" "$KITH" -C "$v" log --json
+schema3 "v2, after the first command" "$v"
+runs=$(q "$v" "SELECT count(*) FROM edit_runs" 2>&1)
+[ "$runs" -lt "$rows" ] 2>/dev/null && ok || bad "v2: edit_runs: $runs rows for $rows edit rows (expected fewer)"
+same "v2: log PATH --json" "$FX2/expect/log-journal.json" "$KITH" -C "$v" log journal.md --json
+same "v2: blame" "$FX2/expect/blame-journal.txt" "$KITH" -C "$v" blame journal.md
+same "v2: cat --at" "$FX2/expect/cat-journal-at3.txt" "$KITH" -C "$v" cat journal.md --at cbf449ac88
+same "v2: cat --at before the rename" "$FX2/expect/cat-b-before-rename.txt" \
+    "$KITH" -C "$v" cat notes/b-renamed.md --at 482de32c3b
+same "v2: ls" "$FX2/expect/ls.txt" "$KITH" -C "$v" ls
+"$KITH" -C "$v" diff journal.md --from 96aa8ba73b >"$tmp/diff" 2>&1
+cmp -s "$tmp/diff" "$FX2/expect/diff-journal.txt" && ok || bad "v2: diff: $(diff "$FX2/expect/diff-journal.txt" "$tmp/diff" | head)"
+# work goes on: an edit is recorded, listed and blamed; the old versions stay
+echo 'entry 61 after the upgrade' >>"$v/journal.md"
+"$KITH" -C "$v" status >/dev/null 2>&1 && ok || bad "v2: status after the upgrade"
+"$KITH" -C "$v" log --json >"$tmp/log2" 2>&1
+[ "$(grep -c '"id"' "$tmp/log2")" = 68 ] && ok || bad "v2: log after the upgrade: $(grep -c '"id"' "$tmp/log2") changes, expected 68"
+"$KITH" -C "$v" log journal.md >"$tmp/logj" 2>&1
+[ "$(grep -c . "$tmp/logj")" = 63 ] && ok || bad "v2: log journal.md: $(grep -c . "$tmp/logj") lines, expected 63"
+new=$(head -1 "$tmp/logj" | cut -c1-10)
+head -1 "$tmp/logj" | grep -q '+27 -0 *journal.md$' && ok || bad "v2: log journal.md, newest: $(head -1 "$tmp/logj")"
+"$KITH" -C "$v" blame journal.md >"$tmp/blame2" 2>&1
+head -22 "$tmp/blame2" | cmp -s - "$FX2/expect/blame-journal.txt" && ok || bad "v2: blame after the edit: the old lines differ"
+tail -1 "$tmp/blame2" | grep -q "^$new .* 23) entry 61 after the upgrade$" && ok || bad "v2: blame, new line: $(tail -1 "$tmp/blame2")"
+same "v2: cat --at after work" "$FX2/expect/cat-journal-at3.txt" "$KITH" -C "$v" cat journal.md --at cbf449ac88
+[ "$(q "$v" 'PRAGMA integrity_check')" = ok ] && ok || bad "v2: integrity_check after work"
 
 # -- a store that cannot be written is not half-upgraded
 if [ "$(id -u)" != 0 ]; then
