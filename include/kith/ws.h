@@ -40,7 +40,7 @@ typedef struct kith_ws kith_ws;
 
 #define KITH_WS_TEXT_MAX (4u << 20) /* bytes: larger files are kept whole */
 #define KITH_WS_ID_HEX   32         /* hex digits in a full change id */
-#define KITH_WS_SCHEMA   3          /* store schema version this kith writes */
+#define KITH_WS_SCHEMA   4          /* store schema version this kith writes */
 
 /* ---- lifetime ------------------------------------------------------------ */
 

@@ -23,6 +23,16 @@ typedef struct ws_rbuf {
     bool err; /* set by the first read past the end or out of range */
 } ws_rbuf;
 
+/* Zigzag: a signed difference (taken modulo 2^64) as a small unsigned one. */
+static inline uint64_t ws_zigzag(uint64_t d)
+{
+    return d << 1 ^ (0 - (d >> 63));
+}
+static inline uint64_t ws_unzigzag(uint64_t z)
+{
+    return z >> 1 ^ (0 - (z & 1));
+}
+
 void ws_wb_bytes(ws_wbuf *w, const void *p, size_t n);
 void ws_wb_var(ws_wbuf *w, uint64_t v);
 /* The next @n bytes (borrowed from the buffer), or NULL and err. */

@@ -12,9 +12,9 @@
 
 #include "ws/ws_int.h"
 
-#define COMPACT_DELTAS    1024  /* deltas before a new snapshot (bounds load time) */
-#define COMPACT_MIN_BYTES 16384 /* ... or bytes beyond a quarter of the snapshot */
-#define SNAPSHOT_LEVEL    9     /* zstd: within a few % of 19's size, several times faster */
+#define COMPACT_DELTAS    1024 /* deltas before a new snapshot (bounds load time) */
+#define COMPACT_MIN_BYTES 8192 /* ... or bytes beyond an eighth of the snapshot */
+#define SNAPSHOT_LEVEL    9    /* zstd: within a few % of 19's size, several times faster */
 
 static uint64_t path_hash(const char *s)
 {
@@ -316,7 +316,7 @@ int ws_doc_append_delta(kith_ws *ws, ws_doc *d, const uint8_t *delta, size_t len
 {
     d->ndeltas++;
     d->delta_bytes += (int64_t)len;
-    if (d->ndeltas > COMPACT_DELTAS || d->delta_bytes > d->snap_bytes / 4 + COMPACT_MIN_BYTES ||
+    if (d->ndeltas > COMPACT_DELTAS || d->delta_bytes > d->snap_bytes / 8 + COMPACT_MIN_BYTES ||
         d->snap_bytes == 0)
         return compact(ws, d);
     sqlite3_stmt *st = NULL;

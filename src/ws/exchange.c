@@ -763,29 +763,18 @@ static int version_holds(kith_ws *ws, ws_doc *d, const char *version)
 
 static int import_changes(kith_ws *ws, xport *x)
 {
-    sqlite3_stmt *ch = NULL;
-    int rc = ws_prepare(ws, &ch,
-                        "INSERT OR IGNORE INTO changes(author, seq, time_ms, "
-                        "lamport, via) VALUES(?, ?, ?, ?, ?)");
+    int rc = KITH_OK;
     for (size_t i = 0; !rc && i < x->nchanges; i++) {
         x_change *c = &x->changes[i];
-        sqlite3_reset(ch);
-        sqlite3_bind_int64(ch, 1, x->authors[c->author].local);
-        sqlite3_bind_int64(ch, 2, (sqlite3_int64)c->seq);
-        sqlite3_bind_int64(ch, 3, c->time_ms);
-        sqlite3_bind_int64(ch, 4, (sqlite3_int64)c->lamport);
-        if (c->via)
-            sqlite3_bind_text(ch, 5, c->via, -1, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(ch, 5);
-        int src = sqlite3_step(ch);
-        if (src != SQLITE_DONE) {
-            rc = ws_sqlerr(ws, src, "importing changes");
-            break;
-        }
-        if (sqlite3_changes(ws->db) == 0) /* known already */
+        ws_change_row row = {.author = x->authors[c->author].local,
+                             .seq = (int64_t)c->seq,
+                             .time_ms = c->time_ms,
+                             .lamport = (int64_t)c->lamport,
+                             .via = c->via};
+        bool added = false;
+        if ((rc = ws_change_put(ws, &row, &added)) || !added) /* or known already */
             continue;
-        int64_t id = sqlite3_last_insert_rowid(ws->db);
+        int64_t id = row.id;
         for (size_t k = 0; !rc && k < c->nedits; k++) {
             x_edit *e = &c->edits[k];
             ws_doc *d = ws_doc_by_uuid(ws, e->uuid);
@@ -817,7 +806,6 @@ static int import_changes(kith_ws *ws, xport *x)
             kith_free(dbv);
         }
     }
-    sqlite3_finalize(ch);
     return rc;
 }
 
@@ -1466,8 +1454,9 @@ int kith_ws_vv(kith_ws *ws, kith_ws_vv_entry **out, size_t *n)
     ws->err[0] = 0;
     sqlite3_stmt *st = NULL;
     int rc = ws_prepare(ws, &st,
-                        "SELECT a.key, MAX(c.seq) FROM changes c JOIN authors a ON "
-                        "a.id=c.author GROUP BY c.author ORDER BY a.key");
+                        /* changes.c's runs: a run's last number is seq + n - 1 */
+                        "SELECT a.key, MAX(r.seq + r.n - 1) FROM change_runs r JOIN authors a "
+                        "ON a.id=r.author GROUP BY r.author ORDER BY a.key");
     if (rc)
         return rc;
     size_t cap = 0;
@@ -1764,8 +1753,8 @@ static int held_seq(kith_ws *ws, const uint8_t key[32], uint64_t *out)
     sqlite3_stmt *st = NULL;
     *out = 0;
     int rc = ws_prepare(ws, &st,
-                        "SELECT COALESCE(MAX(c.seq), 0) FROM changes c JOIN authors a "
-                        "ON a.id=c.author WHERE a.key=?");
+                        "SELECT COALESCE(MAX(r.seq + r.n - 1), 0) FROM change_runs r JOIN "
+                        "authors a ON a.id=r.author WHERE a.key=?");
     if (rc)
         return rc;
     sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);

@@ -75,10 +75,8 @@ static int change_row(ws_change *c)
     int rc = ws_author_id(ws, key, ws->user, &ws->self);
     int64_t maxlamport = 0, doclamport = 0;
     if (!rc)
-        rc = query_int(ws, "SELECT COALESCE(MAX(seq), 0) + 1 FROM changes WHERE author=?", ws->self,
-                       &c->seq);
-    if (!rc)
-        rc = query_int(ws, "SELECT COALESCE(MAX(lamport), 0) FROM changes", -1, &maxlamport);
+        rc = ws_change_last(ws, ws->self, &c->seq, &maxlamport);
+    c->seq++;
     if (!rc)
         rc = query_int(ws, "SELECT COALESCE(MAX(MAX(lamport), MAX(path_lamport)), 0) FROM docs", -1,
                        &doclamport);
@@ -86,23 +84,18 @@ static int change_row(ws_change *c)
         return rc;
     c->lamport = (maxlamport > doclamport ? maxlamport : doclamport) + 1;
     ws_change_hash(key, c->seq, c->hash);
-    sqlite3_stmt *st = NULL;
-    if ((rc = ws_prepare(ws, &st,
-                         "INSERT INTO changes(author, seq, time_ms, lamport, via) "
-                         "VALUES(?, ?, ?, ?, ?)")))
-        return rc;
-    sqlite3_bind_int64(st, 1, ws->self);
-    sqlite3_bind_int64(st, 2, c->seq);
-    sqlite3_bind_int64(st, 3, c->time_ms);
-    sqlite3_bind_int64(st, 4, c->lamport);
-    if (c->via)
-        sqlite3_bind_text(st, 5, c->via, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    if (src != SQLITE_DONE)
-        rc = ws_sqlerr(ws, src, "recording a change");
-    else
-        c->id = sqlite3_last_insert_rowid(ws->db);
-    sqlite3_finalize(st);
+    ws_change_row row = {.author = ws->self,
+                         .seq = c->seq,
+                         .time_ms = c->time_ms,
+                         .lamport = c->lamport,
+                         .via = c->via};
+    bool added = false;
+    rc = ws_change_put(ws, &row, &added);
+    if (!rc && !added)
+        rc = ws_error(ws, KITH_ECORRUPT, "change %lld of this device is recorded already",
+                      (long long)c->seq);
+    if (!rc)
+        c->id = row.id;
     return rc;
 }
 
@@ -473,14 +466,7 @@ int ws_change_finish(ws_change *c, kith_ws_file_cb cb, void *ctx, kith_ws_result
     kith_ws *ws = c->ws;
     int rc = KITH_OK;
     if (c->id && c->nfiles == 0) { /* a row, yet nothing in it */
-        sqlite3_stmt *st = NULL;
-        if (!(rc = ws_prepare(ws, &st, "DELETE FROM changes WHERE id=?"))) {
-            sqlite3_bind_int64(st, 1, c->id);
-            int src = sqlite3_step(st);
-            if (src != SQLITE_DONE)
-                rc = ws_sqlerr(ws, src, "recording a change");
-            sqlite3_finalize(st);
-        }
+        rc = ws_change_drop(ws, c->id);
     }
     if (!rc)
         rc = ws_commit_tx(ws);

@@ -46,7 +46,16 @@ typedef struct rec {
     int64_t change, what, kind, ins, del, opseq, opcount;
     int64_t path, old_path, version, blob;
     size_t path_len, old_len, version_len, blob_len;
+    /* A version in pairs is turned into text only when asked for (most
+     * queries never read it): V_SAME is "vauthor:vlast", V_PAIRS the pairs
+     * whose bytes are at vpos (vlen bytes) in the arena. */
+    uint8_t vlazy;
+    int64_t vauthor;
+    uint64_t vlast;
+    size_t vpos, vlen;
 } rec;
+
+enum { V_TEXT = 0, V_SAME = 1, V_PAIRS = 2 };
 
 typedef struct run {
     int64_t doc, first;
@@ -80,16 +89,6 @@ static int64_t arena_put(ws_wbuf *a, const void *s, size_t len)
 static const char *str_at(const run *r, int64_t off)
 {
     return off < 0 ? NULL : (const char *)r->arena.p + off;
-}
-
-static uint64_t zigzag(uint64_t d)
-{
-    return d << 1 ^ (0 - (d >> 63));
-}
-
-static uint64_t unzigzag(uint64_t z)
-{
-    return z >> 1 ^ (0 - (z & 1));
 }
 
 /* ---- versions as pairs ----------------------------------------------------------- */
@@ -150,7 +149,7 @@ static void put_pairs(ws_wbuf *w, const char *v, size_t len, long n, uint64_t la
         p = parse_dec(p, end, &a) + 1;
         p = parse_dec(p, end, &s);
         ws_wb_var(w, a);
-        ws_wb_var(w, zigzag(s - last));
+        ws_wb_var(w, ws_zigzag(s - last));
     }
 }
 
@@ -162,24 +161,62 @@ static void format_pair(ws_wbuf *arena, bool comma, uint64_t a, uint64_t s)
     ws_wb_bytes(arena, buf, (size_t)k);
 }
 
-/* Reads pairs into text in @arena; *author: the first pair's, if any. */
-static int get_pairs(ws_rbuf *rb, ws_wbuf *arena, uint64_t last, int64_t *off, size_t *len,
-                     int64_t *author)
+/* Checks the pairs at @rb and steps past them; *author: the first pair's,
+ * if any. */
+static int skip_pairs(ws_rbuf *rb, uint64_t last, int64_t *author)
 {
     uint64_t n = ws_rb_var(rb, rb->n);
-    *off = (int64_t)arena->n;
     for (uint64_t i = 0; i < n && !rb->err; i++) {
         uint64_t a = ws_rb_var(rb, INT64_MAX);
-        uint64_t s = last + unzigzag(ws_rb_var(rb, UINT64_MAX));
+        uint64_t s = last + ws_unzigzag(ws_rb_var(rb, UINT64_MAX));
         if (s > INT64_MAX)
             rb->err = true;
         if (i == 0)
             *author = (int64_t)a;
-        format_pair(arena, i > 0, a, s);
     }
-    *len = arena->n - (size_t)*off;
-    ws_wb_bytes(arena, "", 1);
-    return rb->err ? SQLITE_CORRUPT : arena->err ? SQLITE_NOMEM : SQLITE_OK;
+    return rb->err ? SQLITE_CORRUPT : SQLITE_OK;
+}
+
+/* Appends the text of checked pairs @p (@len bytes) to @arena. */
+static void format_pairs(ws_wbuf *arena, const uint8_t *p, size_t len, uint64_t last)
+{
+    ws_rbuf rb = {p, len, 0, false};
+    uint64_t n = ws_rb_var(&rb, len);
+    for (uint64_t i = 0; i < n && !rb.err; i++) {
+        uint64_t a = ws_rb_var(&rb, INT64_MAX);
+        format_pair(arena, i > 0, a, last + ws_unzigzag(ws_rb_var(&rb, UINT64_MAX)));
+    }
+}
+
+/* Gives record @e of @r its version as text in the arena. */
+static int version_text(run *r, rec *e)
+{
+    if (e->vlazy == V_TEXT)
+        return SQLITE_OK;
+    size_t off = r->arena.n;
+    if (e->vlazy == V_SAME)
+        format_pair(&r->arena, false, (uint64_t)e->vauthor, e->vlast);
+    else { /* from a copy: appending may move the arena */
+        uint8_t *copy = kith_malloc(e->vlen + 1);
+        if (!copy)
+            return SQLITE_NOMEM;
+        memcpy(copy, r->arena.p + e->vpos, e->vlen);
+        format_pairs(&r->arena, copy, e->vlen, e->vlast);
+        kith_free(copy);
+    }
+    e->version = (int64_t)off;
+    e->version_len = r->arena.n - off;
+    ws_wb_bytes(&r->arena, "", 1);
+    e->vlazy = V_TEXT;
+    return r->arena.err ? SQLITE_NOMEM : SQLITE_OK;
+}
+
+static int versions_text(run *r)
+{
+    int rc = SQLITE_OK;
+    for (size_t i = 0; !rc && i < r->n; i++)
+        rc = version_text(r, &r->recs[i]);
+    return rc;
 }
 
 /* ---- records ------------------------------------------------------------------------ */
@@ -237,8 +274,8 @@ static int run_encode(const run *r, ws_wbuf *w)
         }
         ws_wb_var(w, (uint64_t)e->ins);
         ws_wb_var(w, (uint64_t)e->del);
-        ws_wb_var(w, zigzag((uint64_t)e->opseq - p.next_op));
-        ws_wb_var(w, zigzag((uint64_t)e->opcount - (uint64_t)e->ins - (uint64_t)e->del));
+        ws_wb_var(w, ws_zigzag((uint64_t)e->opseq - p.next_op));
+        ws_wb_var(w, ws_zigzag((uint64_t)e->opcount - (uint64_t)e->ins - (uint64_t)e->del));
         if (flags & R_VTEXT)
             put_str(w, v, e->version_len);
         else if (v && !vsame)
@@ -284,14 +321,23 @@ static int get_version(ws_rbuf *rb, run *r, rec *e, uint64_t flags, pred *p)
         return SQLITE_CORRUPT;
     if (flags & R_VTEXT)
         return get_str(rb, &r->arena, &e->version, &e->version_len);
-    if (!(flags & R_VSAME))
-        return get_pairs(rb, &r->arena, last, &e->version, &e->version_len, &p->author);
-    if (p->author < 0 || last > INT64_MAX)
-        return SQLITE_CORRUPT;
-    e->version = (int64_t)r->arena.n;
-    format_pair(&r->arena, false, (uint64_t)p->author, last);
-    e->version_len = r->arena.n - (size_t)e->version;
-    ws_wb_bytes(&r->arena, "", 1);
+    e->vlast = last;
+    e->version = 0; /* not NULL; the text comes from version_text */
+    if (flags & R_VSAME) {
+        if (p->author < 0 || last > INT64_MAX)
+            return SQLITE_CORRUPT;
+        e->vlazy = V_SAME;
+        e->vauthor = p->author;
+        return SQLITE_OK;
+    }
+    size_t start = rb->off;
+    int rc = skip_pairs(rb, last, &p->author);
+    if (rc)
+        return rc;
+    e->vlazy = V_PAIRS;
+    e->vlen = rb->off - start;
+    e->vpos = r->arena.n;
+    ws_wb_bytes(&r->arena, rb->p + start, e->vlen);
     return r->arena.err ? SQLITE_NOMEM : SQLITE_OK;
 }
 
@@ -323,9 +369,9 @@ static int run_decode(run *r, int64_t doc, int64_t first, const void *data, size
         e->kind = flags & R_KIND ? (int64_t)ws_rb_var(&rb, INT64_MAX) : p.kind;
         e->ins = (int64_t)ws_rb_var(&rb, INT64_MAX);
         e->del = (int64_t)ws_rb_var(&rb, INT64_MAX);
-        uint64_t opseq = p.next_op + unzigzag(ws_rb_var(&rb, UINT64_MAX));
+        uint64_t opseq = p.next_op + ws_unzigzag(ws_rb_var(&rb, UINT64_MAX));
         uint64_t opcount =
-            (uint64_t)e->ins + (uint64_t)e->del + unzigzag(ws_rb_var(&rb, UINT64_MAX));
+            (uint64_t)e->ins + (uint64_t)e->del + ws_unzigzag(ws_rb_var(&rb, UINT64_MAX));
         if (rb.err || opseq > INT64_MAX || opcount > INT64_MAX)
             return SQLITE_CORRUPT;
         e->opseq = (int64_t)opseq;
@@ -441,6 +487,8 @@ static int load_run(kith_ws *ws, run *r, int64_t doc, int64_t change, bool *foun
     if (src == SQLITE_ROW) {
         int drc = run_decode(r, doc, sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
                              (size_t)sqlite3_column_bytes(st, 1));
+        if (!drc)
+            drc = versions_text(r); /* the encoder reads them */
         if (drc == SQLITE_NOMEM)
             rc = KITH_ENOMEM;
         else if (drc)
@@ -551,11 +599,13 @@ enum { P_DOC = 1, P_CEQ = 2, P_CMAX = 4, P_CLT = 8, P_DESC = 16 };
 typedef struct ev_vtab {
     sqlite3_vtab base;
     sqlite3 *db;
+    ws_vt_stmts stmts;
 } ev_vtab;
 
 typedef struct ev_cursor {
     sqlite3_vtab_cursor base;
     sqlite3_stmt *st; /* the runs, in the plan's order */
+    int slot;         /* st's in the table's statements */
     run r;            /* the current run, decoded */
     size_t pos;       /* records of r passed, in the plan's direction */
     size_t runs;      /* runs read since the filter */
@@ -585,6 +635,7 @@ static int ev_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
 
 static int ev_disconnect(sqlite3_vtab *v)
 {
+    ws_vt_free(&((ev_vtab *)v)->stmts);
     sqlite3_free(v);
     return SQLITE_OK;
 }
@@ -676,7 +727,7 @@ static int ev_open(sqlite3_vtab *v, sqlite3_vtab_cursor **out)
 static int ev_close(sqlite3_vtab_cursor *cur)
 {
     ev_cursor *c = (ev_cursor *)cur;
-    sqlite3_finalize(c->st);
+    ws_vt_give(&((ev_vtab *)cur->pVtab)->stmts, c->slot, c->st);
     run_free(&c->r);
     sqlite3_free(c);
     return SQLITE_OK;
@@ -719,7 +770,7 @@ static int next_run(ev_cursor *c)
     return drc ? cursor_error(c, drc) : SQLITE_OK;
 }
 
-static const rec *current(const ev_cursor *c)
+static rec *current(ev_cursor *c)
 {
     return &c->r.recs[c->desc ? c->r.n - 1 - c->pos : c->pos];
 }
@@ -797,7 +848,7 @@ static int ev_filter(sqlite3_vtab_cursor *cur, int plan, const char *idxStr, int
 {
     (void)idxStr;
     ev_cursor *c = (ev_cursor *)cur;
-    sqlite3_finalize(c->st);
+    ws_vt_give(&((ev_vtab *)cur->pVtab)->stmts, c->slot, c->st);
     c->st = NULL;
     c->r.n = c->pos = c->runs = 0;
     c->plan = plan;
@@ -818,19 +869,18 @@ static int ev_filter(sqlite3_vtab_cursor *cur, int plan, const char *idxStr, int
         c->eof = true;
         return SQLITE_OK;
     }
-    const char *sql;
-    if (plan & P_DOC)
-        sql = c->desc || (plan & P_CEQ)
-                  ? "SELECT doc, first, data FROM edit_runs WHERE doc=?1 AND first<=?2 "
-                    "ORDER BY first DESC"
-                  : "SELECT doc, first, data FROM edit_runs WHERE doc=?1 AND first<=?2 "
-                    "ORDER BY first";
-    else if (plan & P_CEQ)
-        sql = "SELECT doc, first, data FROM edit_runs WHERE first>=?1 AND first<=?2 "
-              "AND last>=?2 ORDER BY doc";
-    else
-        sql = "SELECT doc, first, data FROM edit_runs ORDER BY doc, first";
-    int src = sqlite3_prepare_v2(((ev_vtab *)cur->pVtab)->db, sql, -1, &c->st, NULL);
+    static const char *const sqls[] = {
+        "SELECT doc, first, data FROM edit_runs WHERE doc=?1 AND first<=?2 ORDER BY first DESC",
+        "SELECT doc, first, data FROM edit_runs WHERE doc=?1 AND first<=?2 ORDER BY first",
+        ("SELECT doc, first, data FROM edit_runs WHERE first>=?1 AND first<=?2 AND last>=?2 "
+         "ORDER BY doc"),
+        "SELECT doc, first, data FROM edit_runs ORDER BY doc, first",
+    };
+    int slot = (plan & P_DOC) ? (c->desc || (plan & P_CEQ) ? 0 : 1) : (plan & P_CEQ) ? 2 : 3;
+    const char *sql = sqls[slot];
+    int src =
+        ws_vt_take(((ev_vtab *)cur->pVtab)->db, &((ev_vtab *)cur->pVtab)->stmts, slot, sql, &c->st);
+    c->slot = slot;
     if (src != SQLITE_OK)
         return cursor_error(c, src);
     if (plan & P_DOC) {
@@ -868,7 +918,7 @@ static void result_str(sqlite3_context *ctx, const run *r, int64_t off, size_t l
 static int ev_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
 {
     ev_cursor *c = (ev_cursor *)cur;
-    const rec *e = current(c);
+    rec *e = current(c);
     switch (col) {
     case C_CHANGE:
         sqlite3_result_int64(ctx, e->change);
@@ -901,6 +951,8 @@ static int ev_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
         sqlite3_result_int64(ctx, e->opcount);
         break;
     case C_VERSION:
+        if (version_text(&c->r, e))
+            return SQLITE_NOMEM;
         result_str(ctx, &c->r, e->version, e->version_len);
         break;
     case C_BLOB:

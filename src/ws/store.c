@@ -12,17 +12,15 @@
 
 #include "ws/ws_int.h"
 
-/* Schema 3 (docs/FORMAT.md). A store's size is mostly what each change
- * adds, so those rows are lean: a change row holds no copy of its id (the
- * id is a hash of author and number: computed where needed), and the edits
- * live in runs, several per row (runs.c). */
-static const char *const schema_v3 =
+/* Schema 4 (docs/FORMAT.md). A store's size is mostly what each change
+ * adds, so that is packed: the changes live in runs of one author's
+ * consecutive changes (changes.c), the edits in runs of one document's
+ * (runs.c), each a few bytes a change; a change's id (a hash of author and
+ * number) is computed where needed, not stored. */
+static const char *const schema_v4 =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE authors(id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE,"
     "  name TEXT NOT NULL);"
-    "CREATE TABLE changes(id INTEGER PRIMARY KEY, author INTEGER NOT NULL,"
-    "  seq INTEGER NOT NULL, time_ms INTEGER NOT NULL,"
-    "  lamport INTEGER NOT NULL, via TEXT, UNIQUE(author, seq));"
     "CREATE TABLE docs(id INTEGER PRIMARY KEY, uuid BLOB NOT NULL UNIQUE,"
     "  kind INTEGER NOT NULL, path TEXT NOT NULL, deleted INTEGER NOT NULL,"
     "  lamport INTEGER NOT NULL, lamport_author INTEGER NOT NULL, path_lamport INTEGER NOT NULL,"
@@ -35,6 +33,12 @@ static const char *const schema_v3 =
     "  WITHOUT ROWID;"
     "CREATE TABLE writes(id INTEGER PRIMARY KEY, tmp TEXT, path TEXT NOT NULL, doc INTEGER,"
     "  base TEXT, osize INTEGER, omtime INTEGER, oino INTEGER);";
+
+static const char *const schema_change_runs =
+    "CREATE TABLE change_runs(first INTEGER PRIMARY KEY, last INTEGER NOT NULL,"
+    "  author INTEGER NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL,"
+    "  lamport INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE INDEX change_runs_author ON change_runs(author, seq);";
 
 static const char *const schema_edit_runs =
     "CREATE TABLE edit_runs(doc INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,"
@@ -165,6 +169,8 @@ static int configure(kith_ws *ws)
     sqlite3_create_function(ws->db, "kith_id", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
                             sql_kith_id, NULL, NULL);
     int src = ws_edits_register(ws->db);
+    if (src == SQLITE_OK)
+        src = ws_changes_register(ws->db);
     if (src != SQLITE_OK)
         return ws_sqlerr(ws, src, "store");
     sqlite3_busy_timeout(ws->db, ws->busy_ms);
@@ -221,7 +227,9 @@ int ws_store_create(kith_ws *ws, const char *path)
         return rc;
     if ((rc = ws_begin(ws)))
         return rc;
-    rc = exec(ws, schema_v3, "creating the store");
+    rc = exec(ws, schema_v4, "creating the store");
+    if (!rc)
+        rc = exec(ws, schema_change_runs, "creating the store");
     if (!rc)
         rc = exec(ws, schema_edit_runs, "creating the store");
     if (!rc)
@@ -230,6 +238,32 @@ int ws_store_create(kith_ws *ws, const char *path)
         rc = ws_commit_tx(ws);
     if (rc)
         ws_rollback(ws);
+    return rc;
+}
+
+/* Packs schema 3's change rows into runs, in id order (ids are kept: the
+ * edits refer to them). */
+static int pack_changes(kith_ws *ws)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st,
+                        "SELECT id, author, seq, time_ms, lamport, via FROM changes ORDER BY id");
+    int src = SQLITE_DONE;
+    while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        ws_change_row c = {.id = sqlite3_column_int64(st, 0),
+                           .author = sqlite3_column_int64(st, 1),
+                           .seq = sqlite3_column_int64(st, 2),
+                           .time_ms = sqlite3_column_int64(st, 3),
+                           .lamport = sqlite3_column_int64(st, 4),
+                           .via = (const char *)sqlite3_column_text(st, 5)};
+        bool added = false;
+        rc = ws_change_put(ws, &c, &added);
+        if (!rc && !added)
+            rc = ws_error(ws, KITH_ECORRUPT, "the store holds change %lld twice", (long long)c.id);
+    }
+    if (!rc && src != SQLITE_DONE)
+        rc = ws_sqlerr(ws, src, "upgrading the store");
+    sqlite3_finalize(st);
     return rc;
 }
 
@@ -328,6 +362,15 @@ static int migrate(kith_ws *ws, int from)
             rc = exec(ws, migrate_2_3_after, what);
         if (!rc)
             rc = set_user_version(ws, v = 3, what);
+    }
+    if (!rc && v == 3) {
+        rc = exec(ws, schema_change_runs, what);
+        if (!rc)
+            rc = pack_changes(ws);
+        if (!rc)
+            rc = exec(ws, "DROP TABLE changes", what);
+        if (!rc)
+            rc = set_user_version(ws, v = 4, what);
     }
     if (!rc && v != KITH_WS_SCHEMA)
         rc = ws_error(ws, KITH_EVERSION,

@@ -132,6 +132,35 @@ int ws_edit_put(kith_ws *ws, const ws_edit *e, bool replace);
 /* Registers the eponymous virtual table `edits` on @db. */
 int ws_edits_register(sqlite3 *db);
 
+/* changes.c: the changes, packed in runs per author and read back through
+ * the virtual table `changes` (docs/FORMAT.md, "Change runs"). */
+typedef struct ws_change_row {
+    int64_t id;     /* 0: the next id (set on return); else this one, above all */
+    int64_t author; /* authors.id */
+    int64_t seq, time_ms, lamport;
+    const char *via; /* or NULL */
+} ws_change_row;
+/* Stores change @c (borrowed) unless its (author, seq) is held: then
+ * *added is false and c->id the held one's. */
+int ws_change_put(kith_ws *ws, ws_change_row *c, bool *added);
+/* Removes change @id (nothing if there is none). */
+int ws_change_drop(kith_ws *ws, int64_t id);
+/* The highest number of @author's changes (0: none) and the highest clock. */
+int ws_change_last(kith_ws *ws, int64_t author, int64_t *seq, int64_t *lamport);
+/* Registers the eponymous virtual table `changes` on @db. */
+int ws_changes_register(sqlite3 *db);
+
+/* vtab.c: prepared statements a virtual table keeps for its cursors. */
+#define WS_VT_STMTS 6
+typedef struct ws_vt_stmts {
+    sqlite3_stmt *st[WS_VT_STMTS];
+} ws_vt_stmts;
+/* The statement of @slot (prepared from @sql if it is taken or new). */
+int ws_vt_take(sqlite3 *db, ws_vt_stmts *c, int slot, const char *sql, sqlite3_stmt **out);
+/* Gives @st back to @slot, reset, or finalizes it if the slot is full. */
+void ws_vt_give(ws_vt_stmts *c, int slot, sqlite3_stmt *st);
+void ws_vt_free(ws_vt_stmts *c);
+
 /* docs.c */
 int ws_docs_load(kith_ws *ws);
 ws_doc *ws_doc_by_path(kith_ws *ws, const char *path);

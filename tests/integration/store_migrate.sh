@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Stores written with schema 1 (tests/data/store-v1, made by kith 3ccb029)
 # and schema 2 (tests/data/store-v2, made by kith 6f62372) are upgraded in
-# place to schema 3 when this kith opens them: the history reads back exactly
-# as the old kith printed it, the edits are packed into edit_runs (edit_rows
-# and changes.hid are gone), the store passes integrity_check, and work goes
+# place to schema 4 when this kith opens them: the history reads back exactly
+# as the old kith printed it, the edits and changes are packed into edit_runs
+# and change_runs (edit_rows and the changes table are gone), the store
+# passes integrity_check, and work goes
 # on (a new edit is recorded and listed). Two processes opening the old store
 # at once migrate it once. A migration that cannot write (a read-only store)
 # fails with a message and leaves the store as it was.
@@ -44,9 +45,9 @@ copy_fixture() { # DIR [FIXTURE]: a fresh copy of a fixture's workspace (default
 }
 schema() { sqlite3 "$1/.kith/store.db" "PRAGMA user_version"; }
 q() { sqlite3 "$1/.kith/store.db" "$2"; } # DIR SQL
-# schema3 NAME DIR: the store is schema 3's shape and passes integrity_check
-schema3() {
-    [ "$(schema "$2")" = 3 ] && ok || bad "$1: schema $(schema "$2"), expected 3"
+# schema4 NAME DIR: the store is schema 4's shape and passes integrity_check
+schema4() {
+    [ "$(schema "$2")" = 4 ] && ok || bad "$1: schema $(schema "$2"), expected 4"
     [ "$(q "$2" "SELECT count(*) FROM sqlite_master WHERE name IN ('edit_rows', 'edit_rows_change', 'edit_rows_named')")" = 0 ] && ok ||
         bad "$1: edit_rows is still there"
     [ "$(q "$2" "SELECT count(*) FROM sqlite_master WHERE type='view' AND name='edits'")" = 0 ] && ok ||
@@ -54,7 +55,10 @@ schema3() {
     local n
     n=$(q "$2" "SELECT count(*) FROM edit_runs" 2>&1)
     [ "$n" -gt 0 ] 2>/dev/null && ok || bad "$1: edit_runs: $n rows"
-    q "$2" "PRAGMA table_info(changes)" | cut -d'|' -f2 | grep -qx hid && bad "$1: changes still has hid" || ok
+    [ "$(q "$2" "SELECT count(*) FROM sqlite_master WHERE name='changes'")" = 0 ] && ok ||
+        bad "$1: the changes table is still there"
+    n=$(q "$2" "SELECT count(*) FROM change_runs" 2>&1)
+    [ "$n" -gt 0 ] 2>/dev/null && ok || bad "$1: change_runs: $n rows"
     [ "$(q "$2" 'PRAGMA integrity_check')" = ok ] && ok || bad "$1: integrity_check"
 }
 
@@ -68,7 +72,7 @@ w=$tmp/ws
 copy_fixture "$w"
 [ "$(schema "$w")" = 1 ] && ok || bad "fixture: schema $(schema "$w"), expected 1"
 same "log --json" "$FX/expect/log.json" "$KITH" -C "$w" log --json
-schema3 "v1, after the first command" "$w"
+schema4 "v1, after the first command" "$w"
 same "log PATH --json" "$FX/expect/log-a.json" "$KITH" -C "$w" log notes/a-renamed.md --json
 same "blame" "$FX/expect/blame-a.txt" "$KITH" -C "$w" blame notes/a-renamed.md
 same "cat --at" "$FX/expect/cat-a-at2.txt" "$KITH" -C "$w" cat notes/a-renamed.md --at f90800b5e3
@@ -106,17 +110,21 @@ p2=$!
 wait $p1 && wait $p2 && ok || bad "two processes at once: $(cat "$tmp/p1" "$tmp/p2" | head -5)"
 cmp -s "$tmp/p1" "$FX/expect/log.json" && cmp -s "$tmp/p2" "$FX/expect/log.json" && ok ||
     bad "two processes at once: a log differs"
-[ "$(schema "$w2")" = 3 ] && ok || bad "two processes: schema $(schema "$w2"), expected 3"
+[ "$(schema "$w2")" = 4 ] && ok || bad "two processes: schema $(schema "$w2"), expected 4"
 
 # -- schema 2: the same listings read back; the edits are packed into runs
 v=$tmp/v2
 copy_fixture "$v" "$FX2"
 [ "$(schema "$v")" = 2 ] && ok || bad "v2 fixture: schema $(schema "$v"), expected 2"
 rows=$(q "$v" "SELECT count(*) FROM edit_rows")
+changes=$(q "$v" "SELECT count(*) FROM changes")
 same "v2: log --json" "$FX2/expect/log.json" "$KITH" -C "$v" log --json
-schema3 "v2, after the first command" "$v"
+schema4 "v2, after the first command" "$v"
 runs=$(q "$v" "SELECT count(*) FROM edit_runs" 2>&1)
 [ "$runs" -lt "$rows" ] 2>/dev/null && ok || bad "v2: edit_runs: $runs rows for $rows edit rows (expected fewer)"
+cruns=$(q "$v" "SELECT count(*) FROM change_runs" 2>&1)
+[ "$cruns" -lt "$changes" ] 2>/dev/null && ok || bad "v2: change_runs: $cruns rows for $changes changes (expected fewer)"
+[ "$(q "$v" "SELECT sum(n) FROM change_runs")" = "$changes" ] && ok || bad "v2: change_runs do not hold $changes changes"
 same "v2: log PATH --json" "$FX2/expect/log-journal.json" "$KITH" -C "$v" log journal.md --json
 same "v2: blame" "$FX2/expect/blame-journal.txt" "$KITH" -C "$v" blame journal.md
 same "v2: cat --at" "$FX2/expect/cat-journal-at3.txt" "$KITH" -C "$v" cat journal.md --at cbf449ac88
