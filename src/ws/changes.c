@@ -228,29 +228,16 @@ static int set_rec(crun *r, crec *e, const ws_change_row *c)
     return r->arena.err ? KITH_ENOMEM : KITH_OK;
 }
 
-static int query_one(kith_ws *ws, const char *sql, int64_t arg, int64_t *out)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = ws_prepare(ws, &st, sql);
-    if (rc)
-        return rc;
-    if (arg >= 0)
-        sqlite3_bind_int64(st, 1, arg);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
-    else
-        rc = ws_sqlerr(ws, src, "reading changes");
-    sqlite3_finalize(st);
-    return rc;
-}
-
+/* An author's runs hold disjoint numbers, so the highest is in the run
+ * with the highest first number: one probe of change_runs_author. */
 int ws_change_last(kith_ws *ws, int64_t author, int64_t *seq, int64_t *lamport)
 {
-    int rc = query_one(ws, "SELECT COALESCE(MAX(seq + n - 1), 0) FROM change_runs WHERE author=?",
-                       author, seq);
+    int rc = ws_query_int(ws,
+                          "SELECT COALESCE((SELECT seq + n - 1 FROM change_runs WHERE author=?1 "
+                          "ORDER BY seq DESC LIMIT 1), 0)",
+                          author, seq);
     if (!rc)
-        rc = query_one(ws, "SELECT COALESCE(MAX(lamport), 0) FROM change_runs", -1, lamport);
+        rc = ws_query_int(ws, "SELECT COALESCE(MAX(lamport), 0) FROM change_runs", -1, lamport);
     return rc;
 }
 
@@ -270,7 +257,11 @@ int ws_change_put(kith_ws *ws, ws_change_row *c, bool *added)
     }
     int64_t last = 0;
     if (!rc)
-        rc = query_one(ws, "SELECT COALESCE(MAX(last), 0) FROM change_runs", -1, &last);
+        /* runs' ids never overlap: the newest run holds the highest */
+        rc = ws_query_int(ws,
+                          "SELECT COALESCE((SELECT last FROM change_runs ORDER BY first DESC "
+                          "LIMIT 1), 0)",
+                          -1, &last);
     if (rc)
         goto out;
     if (c->id == 0)
@@ -368,12 +359,6 @@ enum { C_ID, C_AUTHOR, C_SEQ, C_TIME, C_LAMPORT, C_VIA };
 /* Plan bits (idxNum); the arguments come in this order. */
 enum { P_ID = 1, P_AUTH = 2, P_SEQEQ = 4, P_SEQMAX = 8, P_SEQLT = 16, P_DESC = 32 };
 
-typedef struct cv_vtab {
-    sqlite3_vtab base;
-    sqlite3 *db;
-    ws_vt_stmts stmts;
-} cv_vtab;
-
 typedef struct cv_cursor {
     sqlite3_vtab_cursor base;
     sqlite3_stmt *st;
@@ -389,24 +374,10 @@ static int cv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
                       char **err)
 {
     (void)aux, (void)argc, (void)argv, (void)err;
-    int src = sqlite3_declare_vtab(db, "CREATE TABLE x(id INTEGER, author INTEGER, seq INTEGER, "
-                                       "time_ms INTEGER, lamport INTEGER, via TEXT)");
-    if (src != SQLITE_OK)
-        return src;
-    cv_vtab *v = sqlite3_malloc(sizeof *v);
-    if (!v)
-        return SQLITE_NOMEM;
-    memset(v, 0, sizeof *v);
-    v->db = db;
-    *out = &v->base;
-    return SQLITE_OK;
-}
-
-static int cv_disconnect(sqlite3_vtab *v)
-{
-    ws_vt_free(&((cv_vtab *)v)->stmts);
-    sqlite3_free(v);
-    return SQLITE_OK;
+    return ws_vt_connect(db,
+                         "CREATE TABLE x(id INTEGER, author INTEGER, seq INTEGER, "
+                         "time_ms INTEGER, lamport INTEGER, via TEXT)",
+                         out);
 }
 
 /* Whether the rows of @plan come in @ix's ORDER BY: by id, one row; by
@@ -503,7 +474,7 @@ static int cv_open(sqlite3_vtab *v, sqlite3_vtab_cursor **out)
 static int cv_close(sqlite3_vtab_cursor *cur)
 {
     cv_cursor *c = (cv_cursor *)cur;
-    ws_vt_give(&((cv_vtab *)cur->pVtab)->stmts, c->slot, c->st);
+    ws_vt_give(&((ws_vt *)cur->pVtab)->stmts, c->slot, c->st);
     crun_free(&c->r);
     sqlite3_free(c);
     return SQLITE_OK;
@@ -511,14 +482,11 @@ static int cv_close(sqlite3_vtab_cursor *cur)
 
 static int cursor_error(cv_cursor *c, int src)
 {
-    sqlite3_vtab *v = c->base.pVtab;
-    sqlite3_free(v->zErrMsg);
-    v->zErrMsg = NULL;
-    if (src == SQLITE_CORRUPT)
-        v->zErrMsg = sqlite3_mprintf("the changes from %lld do not decode", (long long)c->r.first);
-    else if (src != SQLITE_NOMEM)
-        v->zErrMsg = sqlite3_mprintf("%s", sqlite3_errmsg(((cv_vtab *)v)->db));
-    return src;
+    return ws_vt_error(
+        c->base.pVtab, src,
+        src == SQLITE_CORRUPT
+            ? sqlite3_mprintf("the changes from %lld do not decode", (long long)c->r.first)
+            : NULL);
 }
 
 static int next_run(cv_cursor *c)
@@ -575,40 +543,12 @@ static int settle(cv_cursor *c)
     return SQLITE_OK;
 }
 
-static bool eq_arg(sqlite3_value *v, int64_t *out)
-{
-    if (sqlite3_value_numeric_type(v) == SQLITE_INTEGER) {
-        *out = sqlite3_value_int64(v);
-        return true;
-    }
-    double d = sqlite3_value_double(v);
-    if (sqlite3_value_numeric_type(v) != SQLITE_FLOAT || d != (double)(int64_t)d)
-        return false;
-    *out = (int64_t)d;
-    return true;
-}
-
-/* Only sure narrowing, as for `edits`: NULL matches nothing, a bound that
- * is not an integer leaves it unbounded (SQLite checks every row again). */
-static bool max_arg(sqlite3_value *v, bool lt, int64_t *out)
-{
-    int t = sqlite3_value_numeric_type(v);
-    *out = INT64_MAX;
-    if (t == SQLITE_NULL)
-        return false;
-    if (t == SQLITE_INTEGER) {
-        *out = sqlite3_value_int64(v);
-        return !lt || (*out)-- > INT64_MIN;
-    }
-    return true;
-}
-
 static int cv_filter(sqlite3_vtab_cursor *cur, int plan, const char *idxStr, int argc,
                      sqlite3_value **argv)
 {
     (void)idxStr;
     cv_cursor *c = (cv_cursor *)cur;
-    ws_vt_give(&((cv_vtab *)cur->pVtab)->stmts, c->slot, c->st);
+    ws_vt_give(&((ws_vt *)cur->pVtab)->stmts, c->slot, c->st);
     c->st = NULL;
     c->r.n = c->pos = 0;
     c->plan = plan;
@@ -619,13 +559,13 @@ static int cv_filter(sqlite3_vtab_cursor *cur, int plan, const char *idxStr, int
     int arg = 0;
     bool ok = true;
     if (plan & P_ID)
-        ok = arg < argc && eq_arg(argv[arg++], &c->id);
+        ok = arg < argc && ws_vt_eq_arg(argv[arg++], &c->id);
     if (ok && (plan & P_AUTH))
-        ok = arg < argc && eq_arg(argv[arg++], &author);
+        ok = arg < argc && ws_vt_eq_arg(argv[arg++], &author);
     if (ok && (plan & P_SEQEQ))
-        ok = arg < argc && eq_arg(argv[arg++], &c->seq);
+        ok = arg < argc && ws_vt_eq_arg(argv[arg++], &c->seq);
     if (ok && (plan & P_SEQMAX))
-        ok = arg < argc && max_arg(argv[arg++], plan & P_SEQLT, &c->seqmax);
+        ok = arg < argc && ws_vt_max_arg(argv[arg++], plan & P_SEQLT, &c->seqmax);
     if (!ok) {
         c->eof = true;
         return SQLITE_OK;
@@ -644,7 +584,7 @@ static int cv_filter(sqlite3_vtab_cursor *cur, int plan, const char *idxStr, int
                                   : (c->desc ? 4 : 5);
     const char *sql = sqls[slot];
     int src =
-        ws_vt_take(((cv_vtab *)cur->pVtab)->db, &((cv_vtab *)cur->pVtab)->stmts, slot, sql, &c->st);
+        ws_vt_take(((ws_vt *)cur->pVtab)->db, &((ws_vt *)cur->pVtab)->stmts, slot, sql, &c->st);
     c->slot = slot;
     if (src != SQLITE_OK)
         return cursor_error(c, src);
@@ -715,7 +655,7 @@ static const sqlite3_module changes_module = {
     .iVersion = 0,
     .xConnect = cv_connect,
     .xBestIndex = cv_best_index,
-    .xDisconnect = cv_disconnect,
+    .xDisconnect = ws_vt_disconnect,
     .xOpen = cv_open,
     .xClose = cv_close,
     .xFilter = cv_filter,

@@ -29,23 +29,6 @@ struct ws_change {
     size_t nfiles, nwarn;
 };
 
-static int64_t query_int(kith_ws *ws, const char *sql, int64_t bind, int64_t *out)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = ws_prepare(ws, &st, sql);
-    if (rc)
-        return rc;
-    if (bind >= 0)
-        sqlite3_bind_int64(st, 1, bind);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
-    else
-        rc = ws_sqlerr(ws, src, "reading changes");
-    sqlite3_finalize(st);
-    return rc;
-}
-
 int ws_change_begin(kith_ws *ws, ws_change **out, const char *via)
 {
     *out = NULL;
@@ -78,8 +61,8 @@ static int change_row(ws_change *c)
         rc = ws_change_last(ws, ws->self, &c->seq, &maxlamport);
     c->seq++;
     if (!rc)
-        rc = query_int(ws, "SELECT COALESCE(MAX(MAX(lamport), MAX(path_lamport)), 0) FROM docs", -1,
-                       &doclamport);
+        rc = ws_query_int(ws, "SELECT COALESCE(MAX(MAX(lamport), MAX(path_lamport)), 0) FROM docs",
+                          -1, &doclamport);
     if (rc)
         return rc;
     c->lamport = (maxlamport > doclamport ? maxlamport : doclamport) + 1;

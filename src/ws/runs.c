@@ -16,7 +16,6 @@
  * it offers SQLite are by document (in change order, either way) and by
  * change. Writers go through ws_edit_put.
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -596,12 +595,6 @@ enum {
 /* Plan bits (idxNum): the arguments come in this order. */
 enum { P_DOC = 1, P_CEQ = 2, P_CMAX = 4, P_CLT = 8, P_DESC = 16 };
 
-typedef struct ev_vtab {
-    sqlite3_vtab base;
-    sqlite3 *db;
-    ws_vt_stmts stmts;
-} ev_vtab;
-
 typedef struct ev_cursor {
     sqlite3_vtab_cursor base;
     sqlite3_stmt *st; /* the runs, in the plan's order */
@@ -618,26 +611,12 @@ static int ev_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
                       char **err)
 {
     (void)aux, (void)argc, (void)argv, (void)err;
-    int src = sqlite3_declare_vtab(db, "CREATE TABLE x(change INTEGER, doc INTEGER, what INTEGER, "
-                                       "kind INTEGER, path TEXT, old_path TEXT, ins INTEGER, "
-                                       "del INTEGER, opseq INTEGER, opcount INTEGER, "
-                                       "version TEXT, blob BLOB)");
-    if (src != SQLITE_OK)
-        return src;
-    ev_vtab *v = sqlite3_malloc(sizeof *v);
-    if (!v)
-        return SQLITE_NOMEM;
-    memset(v, 0, sizeof *v);
-    v->db = db;
-    *out = &v->base;
-    return SQLITE_OK;
-}
-
-static int ev_disconnect(sqlite3_vtab *v)
-{
-    ws_vt_free(&((ev_vtab *)v)->stmts);
-    sqlite3_free(v);
-    return SQLITE_OK;
+    return ws_vt_connect(db,
+                         "CREATE TABLE x(change INTEGER, doc INTEGER, what INTEGER, "
+                         "kind INTEGER, path TEXT, old_path TEXT, ins INTEGER, "
+                         "del INTEGER, opseq INTEGER, opcount INTEGER, "
+                         "version TEXT, blob BLOB)",
+                         out);
 }
 
 /* Whether the rows of @plan already come in @ix's ORDER BY: by document
@@ -727,7 +706,7 @@ static int ev_open(sqlite3_vtab *v, sqlite3_vtab_cursor **out)
 static int ev_close(sqlite3_vtab_cursor *cur)
 {
     ev_cursor *c = (ev_cursor *)cur;
-    ws_vt_give(&((ev_vtab *)cur->pVtab)->stmts, c->slot, c->st);
+    ws_vt_give(&((ws_vt *)cur->pVtab)->stmts, c->slot, c->st);
     run_free(&c->r);
     sqlite3_free(c);
     return SQLITE_OK;
@@ -735,16 +714,12 @@ static int ev_close(sqlite3_vtab_cursor *cur)
 
 static int cursor_error(ev_cursor *c, int src)
 {
-    sqlite3_vtab *v = c->base.pVtab;
-    sqlite3_free(v->zErrMsg);
-    v->zErrMsg = NULL;
-    if (src == SQLITE_CORRUPT)
-        v->zErrMsg = sqlite3_mprintf("the history of document %lld from change %lld does not "
-                                     "decode",
-                                     (long long)c->r.doc, (long long)c->r.first);
-    else if (src != SQLITE_NOMEM)
-        v->zErrMsg = sqlite3_mprintf("%s", sqlite3_errmsg(((ev_vtab *)v)->db));
-    return src;
+    return ws_vt_error(c->base.pVtab, src,
+                       src == SQLITE_CORRUPT
+                           ? sqlite3_mprintf("the history of document %lld from change %lld "
+                                             "does not decode",
+                                             (long long)c->r.doc, (long long)c->r.first)
+                           : NULL);
 }
 
 /* Reads and decodes the next run; eof when there is none. By document and
@@ -804,51 +779,12 @@ static int settle(ev_cursor *c)
     return SQLITE_OK;
 }
 
-/* The integer that `x = @v` compares equal to; false when none can (NULL,
- * a fraction, text that is no number). */
-static bool eq_arg(sqlite3_value *v, int64_t *out)
-{
-    int t = sqlite3_value_numeric_type(v);
-    if (t == SQLITE_INTEGER) {
-        *out = sqlite3_value_int64(v);
-        return true;
-    }
-    double d = sqlite3_value_double(v);
-    if (t != SQLITE_FLOAT || d != floor(d) || d < -9.2e18 || d > 9.2e18)
-        return false;
-    *out = (int64_t)d;
-    return true;
-}
-
-/* The greatest integer x with `x <= @v` (or `<`); false when none is.
- * Anything else (text, a blob) leaves it unbounded: SQLite checks the
- * constraint again on every row, so narrowing must only be sure. */
-static bool max_arg(sqlite3_value *v, bool lt, int64_t *out)
-{
-    int t = sqlite3_value_numeric_type(v);
-    *out = INT64_MAX;
-    if (t == SQLITE_NULL)
-        return false;
-    if (t == SQLITE_INTEGER) {
-        *out = sqlite3_value_int64(v);
-        return !lt || (*out)-- > INT64_MIN;
-    }
-    if (t != SQLITE_FLOAT)
-        return true;
-    double d = sqlite3_value_double(v), f = floor(d);
-    if (d != d || f < -9.2e18)
-        return false;
-    if (f < 9.2e18)
-        *out = (int64_t)f - (lt && f == d);
-    return true;
-}
-
 static int ev_filter(sqlite3_vtab_cursor *cur, int plan, const char *idxStr, int argc,
                      sqlite3_value **argv)
 {
     (void)idxStr;
     ev_cursor *c = (ev_cursor *)cur;
-    ws_vt_give(&((ev_vtab *)cur->pVtab)->stmts, c->slot, c->st);
+    ws_vt_give(&((ws_vt *)cur->pVtab)->stmts, c->slot, c->st);
     c->st = NULL;
     c->r.n = c->pos = c->runs = 0;
     c->plan = plan;
@@ -860,11 +796,11 @@ static int ev_filter(sqlite3_vtab_cursor *cur, int plan, const char *idxStr, int
     int arg = 0;
     bool ok = true;
     if (plan & P_DOC)
-        ok = arg < argc && eq_arg(argv[arg++], &doc);
+        ok = arg < argc && ws_vt_eq_arg(argv[arg++], &doc);
     if (ok && (plan & P_CEQ))
-        ok = arg < argc && eq_arg(argv[arg++], &c->ceq);
+        ok = arg < argc && ws_vt_eq_arg(argv[arg++], &c->ceq);
     if (ok && (plan & P_CMAX))
-        ok = arg < argc && max_arg(argv[arg++], plan & P_CLT, &c->cmax);
+        ok = arg < argc && ws_vt_max_arg(argv[arg++], plan & P_CLT, &c->cmax);
     if (!ok) {
         c->eof = true;
         return SQLITE_OK;
@@ -879,7 +815,7 @@ static int ev_filter(sqlite3_vtab_cursor *cur, int plan, const char *idxStr, int
     int slot = (plan & P_DOC) ? (c->desc || (plan & P_CEQ) ? 0 : 1) : (plan & P_CEQ) ? 2 : 3;
     const char *sql = sqls[slot];
     int src =
-        ws_vt_take(((ev_vtab *)cur->pVtab)->db, &((ev_vtab *)cur->pVtab)->stmts, slot, sql, &c->st);
+        ws_vt_take(((ws_vt *)cur->pVtab)->db, &((ws_vt *)cur->pVtab)->stmts, slot, sql, &c->st);
     c->slot = slot;
     if (src != SQLITE_OK)
         return cursor_error(c, src);
@@ -979,7 +915,7 @@ static const sqlite3_module edits_module = {
     .iVersion = 0,
     .xConnect = ev_connect,
     .xBestIndex = ev_best_index,
-    .xDisconnect = ev_disconnect,
+    .xDisconnect = ws_vt_disconnect,
     .xOpen = ev_open,
     .xClose = ev_close,
     .xFilter = ev_filter,

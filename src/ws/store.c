@@ -400,6 +400,23 @@ int ws_store_open(kith_ws *ws, const char *path)
     return KITH_OK;
 }
 
+int ws_query_int(kith_ws *ws, const char *sql, int64_t bind, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = ws_prepare(ws, &st, sql);
+    if (rc)
+        return rc;
+    if (bind >= 0)
+        sqlite3_bind_int64(st, 1, bind);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        rc = ws_sqlerr(ws, src, "reading the store");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int ws_meta_get(kith_ws *ws, const char *key, char *out, size_t cap)
 {
     sqlite3_stmt *st = NULL;

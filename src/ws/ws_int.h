@@ -109,6 +109,8 @@ int ws_commit_tx(kith_ws *ws);
 void ws_rollback(kith_ws *ws);
 int ws_prepare(kith_ws *ws, sqlite3_stmt **st, const char *sql);
 
+/* The one integer @sql selects, with @bind as ?1 unless negative. */
+int ws_query_int(kith_ws *ws, const char *sql, int64_t bind, int64_t *out);
 int ws_meta_get(kith_ws *ws, const char *key, char *out, size_t cap);
 int ws_meta_set(kith_ws *ws, const char *key, const char *value);
 int ws_author_id(kith_ws *ws, const uint8_t key[32], const char *name, int64_t *out);
@@ -150,11 +152,29 @@ int ws_change_last(kith_ws *ws, int64_t author, int64_t *seq, int64_t *lamport);
 /* Registers the eponymous virtual table `changes` on @db. */
 int ws_changes_register(sqlite3 *db);
 
-/* vtab.c: prepared statements a virtual table keeps for its cursors. */
+/* vtab.c: what the virtual tables `edits` and `changes` share. */
 #define WS_VT_STMTS 6
 typedef struct ws_vt_stmts {
     sqlite3_stmt *st[WS_VT_STMTS];
 } ws_vt_stmts;
+typedef struct ws_vt {
+    sqlite3_vtab base;
+    sqlite3 *db;
+    ws_vt_stmts stmts; /* the runs queries, by plan */
+} ws_vt;
+/* xConnect and xDisconnect of a table declared by @schema. */
+int ws_vt_connect(sqlite3 *db, const char *schema, sqlite3_vtab **out);
+int ws_vt_disconnect(sqlite3_vtab *v);
+/* Sets @v's message for @src (taking @corrupt, sqlite3_mprintf'd, as the
+ * one for SQLITE_CORRUPT) and returns @src. */
+int ws_vt_error(sqlite3_vtab *v, int src, char *corrupt);
+/* The integer `x = @v` can equal; false when none can (NULL, a fraction,
+ * text that is no number). */
+bool ws_vt_eq_arg(sqlite3_value *v, int64_t *out);
+/* The greatest integer x with `x <= @v` (`<` with @lt); false when none
+ * is. Anything else leaves it unbounded: SQLite checks constraints again
+ * on every row, so a plan may only narrow where it is sure. */
+bool ws_vt_max_arg(sqlite3_value *v, bool lt, int64_t *out);
 /* The statement of @slot (prepared from @sql if it is taken or new). */
 int ws_vt_take(sqlite3 *db, ws_vt_stmts *c, int slot, const char *sql, sqlite3_stmt **out);
 /* Gives @st back to @slot, reset, or finalizes it if the slot is full. */
