@@ -206,10 +206,15 @@ static int prev_path(kith_ws *ws, const uint8_t key[32], const uint8_t uuid[16],
 {
     *out = NULL;
     sqlite3_stmt *st = NULL;
+    /* The author's changes newest first, each probed for an edit of the
+     * document: the first hit is usually the change before. CROSS JOIN
+     * fixes that order; led by the document's edits instead, SQLite would
+     * read all of them (and their changes) to sort by seq, per change
+     * packed. */
     int rc = ws_prepare(ws, &st,
-                        "SELECT e.path FROM edits e JOIN changes c ON c.id=e.change JOIN authors a "
-                        "ON a.id=c.author JOIN docs d ON d.id=e.doc WHERE a.key=? AND d.uuid=? AND "
-                        "c.seq<? ORDER BY c.seq DESC LIMIT 1");
+                        "SELECT e.path FROM authors a CROSS JOIN changes c CROSS JOIN edits e "
+                        "WHERE a.key=?1 AND c.author=a.id AND c.seq<?3 AND e.change=c.id AND "
+                        "e.doc=(SELECT id FROM docs WHERE uuid=?2) ORDER BY c.seq DESC LIMIT 1");
     if (rc)
         return rc;
     sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
