@@ -5,7 +5,7 @@
  * few hundred keystrokes, more than the text's own history. So a
  * document's consecutive edits are packed into one blob of varint records,
  * each field stored as its difference from what the record before predicts
- * (docs/FORMAT.md, "Edit runs"); a typing session's edit costs ~10 bytes.
+ * (docs/FORMAT.md, "Edit runs"); a typing session's edit costs ~8 bytes.
  *
  * A run spans fewer than RUN_SPAN change ids, which keeps "the edits of
  * change X" one range probe on edit_runs_first, and holds at most RUN_BYTES
