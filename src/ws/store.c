@@ -66,7 +66,7 @@ static const char *const migrate_1_2 =
  * coming from schema 1 has none): with no view, the name is the virtual
  * table's, which cannot be dropped. */
 static const char *const migrate_2_3_view =
-    "SELECT 1 FROM sqlite_schema WHERE type='view' AND name='edits'";
+    "SELECT count(*) FROM sqlite_schema WHERE type='view' AND name='edits'";
 static const char *const migrate_2_3_after = "DROP TABLE edit_rows;"
                                              "ALTER TABLE changes DROP COLUMN hid;";
 
@@ -267,20 +267,6 @@ static int pack_changes(kith_ws *ws)
     return rc;
 }
 
-static int has_row(kith_ws *ws, const char *sql, bool *out)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = ws_prepare(ws, &st, sql);
-    if (rc)
-        return rc;
-    int src = sqlite3_step(st);
-    *out = src == SQLITE_ROW;
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
-        rc = ws_sqlerr(ws, src, "upgrading the store");
-    sqlite3_finalize(st);
-    return rc;
-}
-
 /* Packs schema 2's edit rows into runs, in (document, change) order: each
  * edit appends to its document's last run. A NULL path is the one of the
  * document's edit before. */
@@ -353,9 +339,9 @@ static int migrate(kith_ws *ws, int from)
         rc = exec(ws, schema_edit_runs, what);
         if (!rc)
             rc = pack_edit_rows(ws);
-        bool view = false;
+        int64_t view = 0;
         if (!rc)
-            rc = has_row(ws, migrate_2_3_view, &view);
+            rc = ws_query_int(ws, migrate_2_3_view, -1, &view);
         if (!rc && view)
             rc = exec(ws, "DROP VIEW edits", what);
         if (!rc)
