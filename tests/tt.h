@@ -96,6 +96,34 @@ static inline int tt_run(const tt_case *cases, size_t n, int argc, char **argv)
         return tt_run(cases, sizeof cases / sizeof cases[0], argc, argv);              \
     }
 
+/* A fresh folder /tmp/<prefix>-XXXXXX for a test file's workspaces (ctest
+ * runs test files in parallel: each gets its own), removed with all in it
+ * at exit; its path goes to @out. Aborts when none can be made: no test
+ * could run. */
+static inline char *tt_tmpdir_path(void)
+{
+    static char dir[256];
+    return dir;
+}
+
+static inline void tt_tmpdir_remove(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tt_tmpdir_path());
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tt_tmpdir_path());
+}
+
+static inline void tt_tmpdir(const char *prefix, char *out, size_t cap)
+{
+    char *dir = tt_tmpdir_path();
+    snprintf(dir, 256, "/tmp/%s-XXXXXX", prefix);
+    if (!mkdtemp(dir))
+        abort();
+    atexit(tt_tmpdir_remove);
+    snprintf(out, cap, "%s", dir);
+}
+
 /* Path of a file in ../shared (KITH_SHARED from ctest) or the repo (KITH_SRC). */
 static inline const char *tt_path(const char *env, const char *rel, char *buf, size_t cap)
 {

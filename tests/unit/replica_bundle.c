@@ -137,21 +137,10 @@ TT_TEST(bundle_integrity)
     kith_ws_close(other);
 }
 
-static void cleanup(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", root);
-}
-
 static void setup(void) __attribute__((constructor));
 static void setup(void)
 {
-    snprintf(root, sizeof root, "/tmp/kith-replica-test-XXXXXX");
-    if (!mkdtemp(root))
-        abort();
-    atexit(cleanup);
+    tt_tmpdir("kith-replica-test", root, sizeof root);
 }
 
 TT_MAIN(TT_CASE(summary_round_trip), TT_CASE(bundle_integrity))

@@ -24,9 +24,7 @@ static void setup(void)
 {
     if (root[0])
         return;
-    snprintf(root, sizeof root, "/tmp/kith-change1-XXXXXX");
-    if (!mkdtemp(root))
-        abort();
+    tt_tmpdir("kith-change1", root, sizeof root);
     setenv("KITH_SYNC", "off", 1);
 }
 

@@ -312,21 +312,10 @@ TT_TEST(damaged_change_run_is_an_error)
     kith_ws_close(ws);
 }
 
-static void cleanup(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", root);
-}
-
 static void setup(void) __attribute__((constructor));
 static void setup(void)
 {
-    snprintf(root, sizeof root, "/tmp/kith-changes-test-XXXXXX");
-    if (!mkdtemp(root))
-        abort();
-    atexit(cleanup);
+    tt_tmpdir("kith-changes-test", root, sizeof root);
 }
 
 TT_MAIN(TT_CASE(changes_read_back_as_written), TT_CASE(change_runs_are_compact),

@@ -271,21 +271,10 @@ TT_TEST(replace_comment_and_bad_input)
     kith_ws_close(a);
 }
 
-static void cleanup(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", root);
-}
-
 static void setup(void) __attribute__((constructor));
 static void setup(void)
 {
-    snprintf(root, sizeof root, "/tmp/kith-notes-test-XXXXXX");
-    if (!mkdtemp(root))
-        abort();
-    atexit(cleanup);
+    tt_tmpdir("kith-notes-test", root, sizeof root);
     setenv("KITH_USER", "tester", 1);
     srand(20261127);
 }

@@ -384,21 +384,10 @@ TT_TEST(damaged_run_is_an_error)
     kith_ws_close(ws);
 }
 
-static void cleanup(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", root);
-}
-
 static void setup(void) __attribute__((constructor));
 static void setup(void)
 {
-    snprintf(root, sizeof root, "/tmp/kith-runs-test-XXXXXX");
-    if (!mkdtemp(root))
-        abort();
-    atexit(cleanup);
+    tt_tmpdir("kith-runs-test", root, sizeof root);
 }
 
 TT_MAIN(TT_CASE(runs_read_back_as_written), TT_CASE(runs_are_compact),

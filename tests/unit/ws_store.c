@@ -381,21 +381,10 @@ TT_TEST(append_into_a_replaced_file_is_kept)
     kith_ws_close(b);
 }
 
-static void cleanup(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", root);
-}
-
 static void setup(void) __attribute__((constructor));
 static void setup(void)
 {
-    snprintf(root, sizeof root, "/tmp/kith-store-test-XXXXXX");
-    if (!mkdtemp(root))
-        abort();
-    atexit(cleanup);
+    tt_tmpdir("kith-store-test", root, sizeof root);
 }
 
 TT_MAIN(TT_CASE(busy_lock_times_out_clearly), TT_CASE(not_a_workspace), TT_CASE(keys_and_init_as),
